@@ -30,10 +30,10 @@ type Sampler struct {
 // the pair with global index start (0 for a fresh run).
 func NewSampler(sizeA, sizeB int, seed uint64, start int64) (*Sampler, error) {
 	if sizeA <= 0 || sizeB <= 0 {
-		return nil, fmt.Errorf("domain sizes %d and %d must be positive: %w", sizeA, sizeB, ErrInvalidOptions)
+		return nil, fmt.Errorf("domain sizes %d and %d must be positive: %w", sizeA, sizeB, ErrInvalidSampler)
 	}
 	if start < 0 {
-		return nil, fmt.Errorf("start pair index %d is negative: %w", start, ErrInvalidOptions)
+		return nil, fmt.Errorf("start pair index %d is negative: %w", start, ErrInvalidSampler)
 	}
 	s := &Sampler{sizeA: sizeA, sizeB: sizeB, perEpoch: max(sizeA, sizeB), seed: seed, next: start}
 	s.startEpoch(int(start / int64(s.perEpoch)))

@@ -159,8 +159,8 @@ func TestNewSamplerInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewSampler(tt.sizeA, tt.sizeB, 1, tt.start); !errors.Is(err, ErrInvalidOptions) {
-				t.Errorf("error %v, want ErrInvalidOptions", err)
+			if _, err := NewSampler(tt.sizeA, tt.sizeB, 1, tt.start); !errors.Is(err, ErrInvalidSampler) {
+				t.Errorf("error %v, want ErrInvalidSampler", err)
 			}
 		})
 	}

@@ -1,6 +1,6 @@
-// Package loader holds the NATS-free logic of the loader stage: it scans a CycleGAN
-// dataset, decodes its images to 8-bit RGB at the load size, caches them, and draws the
-// unaligned (A, B) pairs that the stage publishes.
+// Package dataset reads CycleGAN datasets: it scans the domain folders, decodes images to
+// 8-bit RGB at a requested size and caches them. The loader stage reads the train folders
+// through it and the evaluator reads the test folders, so both filter and decode alike.
 //
 // A dataset is an fs.FS (the bundled one, or os.DirFS of a user folder) in the standard
 // layout trainA/ trainB/ testA/ testB/, and each domain folder may contain subfolders.
@@ -15,7 +15,7 @@
 // every colour model is converted to 8-bit RGB, and transparent pixels are composited onto
 // white (see Flatten). Images are resized to a square of the load size, stretching
 // non-square ones as the reference CycleGAN implementation does.
-package loader
+package dataset
 
 import (
 	"bytes"
@@ -77,7 +77,7 @@ var (
 	// ErrEmptyDomain is returned when a domain folder holds no usable image.
 	ErrEmptyDomain = errors.New("domain folder has no usable image")
 	// ErrInvalidOptions is returned for a load size or other option out of range.
-	ErrInvalidOptions = errors.New("invalid loader options")
+	ErrInvalidOptions = errors.New("invalid dataset options")
 )
 
 // Default folders of the two training domains.
