@@ -114,6 +114,16 @@ func LoadImage(fsys fs.FS, name string, size int, limits Limits) (*image.NRGBA, 
 	if size <= 0 {
 		return nil, fmt.Errorf("load %s: size %d: %w", name, size, ErrInvalidOptions)
 	}
+	img, err := DecodeImage(fsys, name, limits)
+	if err != nil {
+		return nil, err
+	}
+	return resizeSquare(img, size), nil
+}
+
+// DecodeImage is LoadImage without the resize: the image keeps its stored size, as the
+// evaluator and the translate command need.
+func DecodeImage(fsys fs.FS, name string, limits Limits) (*image.NRGBA, error) {
 	data, skip := readImageFile(fsys, name, limits)
 	if skip != nil {
 		return nil, skip
@@ -122,7 +132,7 @@ func LoadImage(fsys fs.FS, name string, size int, limits Limits) (*image.NRGBA, 
 	if err != nil {
 		return nil, &SkipError{Path: name, Reason: reason, Err: err}
 	}
-	return resizeSquare(img, size), nil
+	return img, nil
 }
 
 // readImageFile reads a whole file after checking its size and signature.
