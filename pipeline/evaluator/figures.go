@@ -1,7 +1,9 @@
-// Package evaluator holds the NATS-free logic of the evaluator stage. It computes the
-// figures of a checkpoint on the held-out test images (paired L1, cycle L1 and the sliced
-// Wasserstein distance) and writes the files people look at: sample grids and an index
-// page.
+// Package evaluator is the evaluator stage. It consumes the trainer's checkpoint
+// announcements and loads each checkpoint's generators. It computes their figures on the
+// held-out test images (paired L1, cycle L1 and the sliced Wasserstein distance), writes
+// the files people look at (sample grids, an index page and lines of metrics.jsonl) and
+// publishes an evaluation report. The figures, test set and output files work without
+// NATS, and Evaluator in stage.go connects them to the streams.
 //
 // Every figure works on Image values: RGB with channels in [0, 1], stored channel-major
 // (CHW), the layout the networks use. Test images are used at their stored size, so images
