@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gocyclegan/cyclegan/messages"
+	"github.com/gocyclegan/cyclegan/model"
+	"github.com/gocyclegan/cyclegan/pipeline/trainer"
+)
+
+// progressDisplay shows the training progress of the one-process run. On a terminal it
+// redraws one status line (step, losses, images/s, ETA) at most every redrawInterval and
+// prints each evaluation above it; elsewhere it prints nothing, because the stages' log
+// lines already carry the same figures.
+type progressDisplay struct {
+	out      io.Writer
+	terminal bool
+
+	mu        sync.Mutex
+	lastDraw  time.Time
+	lastLine  string
+	lastEval  string
+	lineDrawn bool
+}
+
+const redrawInterval = 250 * time.Millisecond
+
+func newProgressDisplay(out io.Writer) *progressDisplay {
+	d := &progressDisplay{out: out}
+	if f, ok := out.(*os.File); ok {
+		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			d.terminal = true
+		}
+	}
+	return d
+}
+
+// step is the trainer's OnStep hook.
+func (d *progressDisplay) step(p trainer.Progress) {
+	if !d.terminal {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Since(d.lastDraw) < redrawInterval && p.Step != p.TotalSteps {
+		return
+	}
+	d.lastDraw = time.Now()
+	d.lastLine = statusLine(p, d.lastEval)
+	fmt.Fprintf(d.out, "\r\033[K%s", d.lastLine)
+	d.lineDrawn = true
+}
+
+// report is the evaluator's OnReport hook.
+func (d *progressDisplay) report(r messages.EvalReport) {
+	if !d.terminal {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastEval = fmt.Sprintf("swd %.3f/%.3f", r.Metrics[messages.MetricSWDAB], r.Metrics[messages.MetricSWDBA])
+	fmt.Fprintf(d.out, "\r\033[K%s\n", evalLine(r))
+	if d.lineDrawn {
+		fmt.Fprint(d.out, d.lastLine)
+	}
+}
+
+// finish ends the status line so that later output starts on a new line.
+func (d *progressDisplay) finish() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lineDrawn {
+		fmt.Fprintln(d.out)
+		d.lineDrawn = false
+	}
+}
+
+// statusLine formats one training step: a bar, the step, epoch, the eight losses by their
+// reference names, throughput, ETA and the latest evaluation.
+func statusLine(p trainer.Progress, lastEval string) string {
+	const barWidth = 20
+	var b strings.Builder
+	if p.TotalSteps > 0 {
+		filled := int(int64(barWidth) * min(p.Step, p.TotalSteps) / p.TotalSteps)
+		fmt.Fprintf(&b, "[%s%s] ", strings.Repeat("=", filled), strings.Repeat(" ", barWidth-filled))
+		fmt.Fprintf(&b, "step %d/%d", p.Step, p.TotalSteps)
+	} else {
+		fmt.Fprintf(&b, "step %d", p.Step)
+	}
+	fmt.Fprintf(&b, " ep %d |", p.Epoch)
+	for i, name := range model.LossNames {
+		fmt.Fprintf(&b, " %s %.3f", name, p.Losses[i])
+	}
+	fmt.Fprintf(&b, " | %.1f img/s", p.ImagesPerSecond)
+	if p.ETA > 0 {
+		fmt.Fprintf(&b, " | ETA %s", p.ETA.Round(time.Second))
+	}
+	if lastEval != "" {
+		fmt.Fprintf(&b, " | %s", lastEval)
+	}
+	return b.String()
+}
+
+// evalLine formats an evaluation report as one line of figures.
+func evalLine(r messages.EvalReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "eval step %d:", r.Step)
+	for _, name := range messages.MetricNames() {
+		if v, ok := r.Metrics[name]; ok {
+			fmt.Fprintf(&b, " %s %.4f", name, v)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/gocyclegan/cyclegan/model/gemm"
+)
+
+// printVersion writes the module version, the VCS revision when the binary was built from
+// a checkout, the Go version and the GEMM build (pure-go, openblas or simd).
+func printVersion(w io.Writer) {
+	version, revision := "(devel)", ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" {
+			version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	fmt.Fprintf(w, "cyclegan %s", version)
+	if revision != "" {
+		fmt.Fprintf(w, " (%s)", revision)
+	}
+	fmt.Fprintf(w, " %s %s/%s gemm=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Build)
+}
