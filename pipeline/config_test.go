@@ -49,7 +49,7 @@ func TestFlagSetPrecedence(t *testing.T) {
 		wantRun   string
 		wantBytes int64
 	}{
-		{name: "defaults", wantWait: 30 * time.Second, wantRun: "default", wantBytes: 256 << 20},
+		{name: "defaults", wantWait: 30 * time.Second, wantRun: "default", wantBytes: 32 << 20},
 		{
 			name:     "env over default",
 			env:      map[string]string{"CYCLEGAN_DRAIN_TIMEOUT": "5s", "CYCLEGAN_RUN": "from-env", "CYCLEGAN_RAW_STREAM_MAX_BYTES": "64MiB"},
@@ -64,7 +64,7 @@ func TestFlagSetPrecedence(t *testing.T) {
 		{
 			name:     "flag over default without env",
 			args:     []string{"--run=only-flag"},
-			wantWait: 30 * time.Second, wantRun: "only-flag", wantBytes: 256 << 20,
+			wantWait: 30 * time.Second, wantRun: "only-flag", wantBytes: 32 << 20,
 		},
 	}
 	for _, tt := range tests {
@@ -190,7 +190,7 @@ func TestFlagSetHelp(t *testing.T) {
 		"env: CYCLEGAN_NATS_URL",
 		"--raw-stream-max-bytes",
 		"unit: bytes",
-		"default: 256MiB",
+		"default: 32MiB",
 		"env: CYCLEGAN_RAW_STREAM_MAX_BYTES",
 		"--drain-timeout",
 		"unit: duration",

@@ -102,7 +102,7 @@ func (p *Publisher) Publish(ctx context.Context, msgID string, data []byte) (*je
 		ack, err := p.attempt(ctx, msgID, data)
 		if err == nil {
 			if attempt > 1 {
-				p.log.Info("published after retries", "msg_id", msgID, "attempts", attempt, "duplicate", ack.Duplicate)
+				p.log.Log(ctx, retryLogLevel(lastReason), "published after retries", "msg_id", msgID, "attempts", attempt, "duplicate", ack.Duplicate)
 			}
 			return ack, nil
 		}
@@ -118,7 +118,7 @@ func (p *Publisher) Publish(ctx context.Context, msgID string, data []byte) (*je
 		// One record when a wait starts or changes reason, then one per 50
 		// attempts, so that a long outage does not flood the log.
 		if reason != lastReason || attempt%50 == 0 {
-			p.log.Warn("publish waiting to retry", "msg_id", msgID, "reason", reason, "attempt", attempt, "wait", backoff, "err", err)
+			p.log.Log(ctx, retryLogLevel(reason), "publish waiting to retry", "msg_id", msgID, "reason", reason, "attempt", attempt, "wait", backoff, "err", err)
 		}
 		lastReason = reason
 
@@ -130,6 +130,16 @@ func (p *Publisher) Publish(ctx context.Context, msgID string, data []byte) (*je
 		}
 		backoff = min(2*backoff, p.opts.MaxBackoff)
 	}
+}
+
+// retryLogLevel is the level of the records about a retry for reason. A full stream is
+// the normal state of a producer that runs ahead of its consumer, so those waits are
+// debug records (the retry metric counts them); the other reasons point at a fault.
+func retryLogLevel(reason string) slog.Level {
+	if reason == RetryStreamFull {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 // attempt publishes once and waits at most AttemptTimeout for the ack.

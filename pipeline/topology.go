@@ -17,8 +17,8 @@ import (
 type TopologyConfig struct {
 	Run string // required
 
-	RawMaxBytes         int64 // bytes; default 256 MiB
-	TrainMaxBytes       int64 // bytes; default 256 MiB
+	RawMaxBytes         int64 // bytes; default 32 MiB
+	TrainMaxBytes       int64 // bytes; default 32 MiB
 	CheckpointsMaxBytes int64 // bytes; default 64 MiB, oldest announcements dropped first
 	EvalMaxBytes        int64 // bytes; default 64 MiB, oldest reports dropped first
 
@@ -33,10 +33,10 @@ type TopologyConfig struct {
 
 func (c TopologyConfig) withDefaults() TopologyConfig {
 	if c.RawMaxBytes == 0 {
-		c.RawMaxBytes = 256 << 20
+		c.RawMaxBytes = 32 << 20
 	}
 	if c.TrainMaxBytes == 0 {
-		c.TrainMaxBytes = 256 << 20
+		c.TrainMaxBytes = 32 << 20
 	}
 	if c.CheckpointsMaxBytes == 0 {
 		c.CheckpointsMaxBytes = 64 << 20
