@@ -45,17 +45,17 @@ func checkpointBytes(t *testing.T, seed uint64) []byte {
 
 // mirrorPad extends img to size×size by mirroring pixels across the last row and column,
 // in pixel space, as an independent check of padReflect.
-func mirrorPad(img *image.NRGBA, size int) *image.NRGBA {
+func mirrorPad(img *image.NRGBA, width, height int) *image.NRGBA {
 	b := img.Bounds()
-	out := image.NewNRGBA(image.Rect(0, 0, size, size))
+	out := image.NewNRGBA(image.Rect(0, 0, width, height))
 	mirror := func(i, n int) int {
 		if i < n {
 			return i
 		}
 		return 2*(n-1) - i
 	}
-	for y := range size {
-		for x := range size {
+	for y := range height {
+		for x := range width {
 			out.SetNRGBA(x, y, img.NRGBAAt(mirror(x, b.Dx()), mirror(y, b.Dy())))
 		}
 	}
@@ -68,21 +68,21 @@ func mirrorPad(img *image.NRGBA, size int) *image.NRGBA {
 func directCycle(t *testing.T, tr *model.Translator, direction model.Direction, img *image.NRGBA) (fake, rec Image) {
 	t.Helper()
 	w, h := img.Bounds().Dx(), img.Bounds().Dy()
-	side := (max(w, h) + 3) / 4 * 4
-	padded := mirrorPad(img, side)
+	sideW, sideH := (w+3)/4*4, (h+3)/4*4
+	padded := mirrorPad(img, sideW, sideH)
 	hwc, err := messages.AppendHWCFromImage(nil, padded, image.White)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := messages.AppendFloat32CHW(nil, hwc, side, side)
+	in, err := messages.AppendFloat32CHW(nil, hwc, sideH, sideW)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tr.Translate(direction, in, side, side)
+	out, err := tr.Translate(direction, in, sideH, sideW)
 	if err != nil {
 		t.Fatalf("Translate: %v", err)
 	}
-	back, err := tr.Translate(1-direction, out, side, side)
+	back, err := tr.Translate(1-direction, out, sideH, sideW)
 	if err != nil {
 		t.Fatalf("Translate back: %v", err)
 	}
@@ -91,7 +91,7 @@ func directCycle(t *testing.T, tr *model.Translator, direction model.Direction, 
 		for c := range 3 {
 			for y := range h {
 				for x := range w {
-					im.Pix[(c*h+y)*w+x] = (chw[(c*side+y)*side+x] + 1) / 2
+					im.Pix[(c*h+y)*w+x] = (chw[(c*sideH+y)*sideW+x] + 1) / 2
 				}
 			}
 		}

@@ -17,12 +17,6 @@ import (
 // Reasons for leaving a test image out, besides the dataset.SkipReason values of files
 // that cannot be read or decoded.
 const (
-	// SkipNotSquare: the dataset package loads square images only (it stretches others to
-	// a square), so an image with different width and height cannot be used at its stored
-	// size.
-	// NOTE: such test images are left out of every figure until the dataset package can
-	// decode an image without resizing it.
-	SkipNotSquare = "not_square"
 	// SkipTooSmall: a side is below model.MinImageSize, the smallest the generators take.
 	SkipTooSmall = "too_small"
 	// SkipPairSize: the file has a same-name partner in the other test folder with another
@@ -146,43 +140,21 @@ func loadTestDomain(ctx context.Context, fsys fs.FS, dir string, limits dataset.
 	return out, nil
 }
 
-// loadStoredSize decodes name at the size its header declares. dataset.LoadImage returns
-// a square of the side it is given and leaves an image of that size as it is, so it does
-// not resize a square image loaded at its own side. An EXIF rotation keeps a square
-// square.
+// loadStoredSize decodes name at its stored size.
 func loadStoredSize(fsys fs.FS, name string, limits dataset.Limits) (*image.NRGBA, *TestSkip) {
-	width, height, err := declaredSize(fsys, name)
-	if err != nil {
-		return nil, &TestSkip{Path: name, Reason: string(dataset.ReasonCorrupt), Err: err}
-	}
-	if width != height {
-		return nil, &TestSkip{Path: name, Reason: SkipNotSquare, Err: fmt.Errorf("stored size %d×%d", width, height)}
-	}
-	if width < model.MinImageSize {
-		return nil, &TestSkip{Path: name, Reason: SkipTooSmall,
-			Err: fmt.Errorf("stored size %d×%d, the generators need at least %d×%d", width, height, model.MinImageSize, model.MinImageSize)}
-	}
-	img, err := dataset.LoadImage(fsys, name, width, limits)
+	img, err := dataset.DecodeImage(fsys, name, limits)
 	if err != nil {
 		if se, ok := errors.AsType[*dataset.SkipError](err); ok {
 			return nil, &TestSkip{Path: name, Reason: string(se.Reason), Err: se.Err}
 		}
 		return nil, &TestSkip{Path: name, Reason: string(dataset.ReasonCorrupt), Err: err}
 	}
+	width, height := img.Bounds().Dx(), img.Bounds().Dy()
+	if width < model.MinImageSize || height < model.MinImageSize {
+		return nil, &TestSkip{Path: name, Reason: SkipTooSmall,
+			Err: fmt.Errorf("stored size %d×%d, the generators need at least %d×%d", width, height, model.MinImageSize, model.MinImageSize)}
+	}
 	return img, nil
-}
-
-func declaredSize(fsys fs.FS, name string) (width, height int, err error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	cfg, _, err := image.DecodeConfig(f)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read image header: %w", err)
-	}
-	return cfg.Width, cfg.Height, nil
 }
 
 func newTestImage(name string, img *image.NRGBA) (TestImage, error) {

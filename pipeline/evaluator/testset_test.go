@@ -59,9 +59,9 @@ type testDataset struct {
 }
 
 // makeTestDataset writes a small test set. It has the same-name pairs p1 and p2 (32×32)
-// and odd (30×30, not a multiple of 4), and an image only in A and one only in B. The
-// files to skip are a non-square image in A, an image smaller than the generators take in
-// B, a text file named .png and a .DS_Store.
+// and odd (30×30, not a multiple of 4), a non-square image and one more image only in A,
+// and one image only in B. The files to skip are an image smaller than the generators take
+// in B, a text file named .png and a .DS_Store.
 func makeTestDataset(t *testing.T) testDataset {
 	t.Helper()
 	d := testDataset{dir: t.TempDir(), images: map[string]*image.NRGBA{}}
@@ -76,7 +76,7 @@ func makeTestDataset(t *testing.T) testDataset {
 	add("testA/p2.png", 32, 32, 2, true)
 	add("testA/odd.png", 30, 30, 3, true)
 	add("testA/only_a.png", 32, 32, 4, true)
-	add("testA/wide.png", 40, 32, 5, false)
+	add("testA/wide.png", 40, 32, 5, true)
 	add("testB/p1.png", 32, 32, 11, true)
 	add("testB/p2.png", 32, 32, 12, true)
 	add("testB/odd.png", 30, 30, 13, true)
@@ -89,7 +89,7 @@ func makeTestDataset(t *testing.T) testDataset {
 		t.Fatal(err)
 	}
 
-	d.usedA = []string{"testA/odd.png", "testA/only_a.png", "testA/p1.png", "testA/p2.png"}
+	d.usedA = []string{"testA/odd.png", "testA/only_a.png", "testA/p1.png", "testA/p2.png", "testA/wide.png"}
 	d.usedB = []string{"testB/odd.png", "testB/only_b.png", "testB/p1.png", "testB/p2.png"}
 	d.pairs = [][2]string{{"testA/odd.png", "testB/odd.png"}, {"testA/p1.png", "testB/p1.png"}, {"testA/p2.png", "testB/p2.png"}}
 	return d
@@ -149,7 +149,6 @@ func TestLoadTestSetFiltersAndPairs(t *testing.T) {
 		reasons[s.Path] = s.Reason
 	}
 	wantReasons := map[string]string{
-		"testA/wide.png":  SkipNotSquare,
 		"testA/.DS_Store": string(dataset.ReasonHidden),
 		"testB/tiny.png":  SkipTooSmall,
 		"testB/notes.png": string(dataset.ReasonSignature),
