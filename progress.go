@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gocyclegan/cyclegan/messages"
 	"github.com/gocyclegan/cyclegan/model"
 	"github.com/gocyclegan/cyclegan/pipeline/trainer"
@@ -20,6 +22,7 @@ import (
 type progressDisplay struct {
 	out      io.Writer
 	terminal bool
+	fd       int // file descriptor of the terminal, for its width
 
 	mu        sync.Mutex
 	lastDraw  time.Time
@@ -35,6 +38,7 @@ func newProgressDisplay(out io.Writer) *progressDisplay {
 	if f, ok := out.(*os.File); ok {
 		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
 			d.terminal = true
+			d.fd = int(f.Fd())
 		}
 	}
 	return d
@@ -51,7 +55,7 @@ func (d *progressDisplay) step(p trainer.Progress) {
 		return
 	}
 	d.lastDraw = time.Now()
-	d.lastLine = statusLine(p, d.lastEval)
+	d.lastLine = fitWidth(statusLine(p, d.lastEval), d.width())
 	fmt.Fprintf(d.out, "\r\033[K%s", d.lastLine)
 	d.lineDrawn = true
 }
@@ -68,6 +72,28 @@ func (d *progressDisplay) report(r messages.EvalReport) {
 	if d.lineDrawn {
 		fmt.Fprint(d.out, d.lastLine)
 	}
+}
+
+// width returns the terminal's width in columns, or 0 when it cannot be read.
+func (d *progressDisplay) width() int {
+	ws, err := unix.IoctlGetWinsize(d.fd, unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
+}
+
+// fitWidth cuts line to fit in one terminal row of width columns (0 = unknown: no cut),
+// because a wrapped status line cannot be redrawn in place with a carriage return.
+func fitWidth(line string, width int) string {
+	if width <= 1 {
+		return line
+	}
+	runes := []rune(line)
+	if len(runes) < width {
+		return line
+	}
+	return string(runes[:width-2]) + "…"
 }
 
 // finish ends the status line so that later output starts on a new line.
@@ -94,7 +120,7 @@ func statusLine(p trainer.Progress, lastEval string) string {
 	}
 	fmt.Fprintf(&b, " ep %d |", p.Epoch)
 	for i, name := range model.LossNames {
-		fmt.Fprintf(&b, " %s %.3f", name, p.Losses[i])
+		fmt.Fprintf(&b, " %s %.2f", name, p.Losses[i])
 	}
 	fmt.Fprintf(&b, " | %.1f img/s", p.ImagesPerSecond)
 	if p.ETA > 0 {
