@@ -20,6 +20,7 @@ import (
 	"github.com/gocyclegan/cyclegan/messages"
 	"github.com/gocyclegan/cyclegan/model"
 	"github.com/gocyclegan/cyclegan/pipeline"
+	"github.com/gocyclegan/cyclegan/pipeline/lossplot"
 )
 
 // ErrCheckpointMismatch is returned when the checkpoint named by the run
@@ -29,13 +30,18 @@ var ErrCheckpointMismatch = errors.New("checkpoint does not match its digest")
 // LatestFile is the name of the newest checkpoint's copy in <output>/<run>/.
 const LatestFile = "latest.safetensors"
 
+// LossPlotFile is the name of the chart of the losses and SWD in <output>/<run>/, drawn from
+// metrics.jsonl after each checkpoint.
+const LossPlotFile = "loss.png"
+
 // MetricsFile is the name of the JSON-lines file of training and evaluation
 // records in <output>/<run>/.
 const MetricsFile = "metrics.jsonl"
 
 // saveCheckpoint stores m's state as the checkpoint of its current step:
 // it puts the object, prunes old ones, announces it, records it in the run
-// state and writes latest.safetensors, in that order.
+// state and writes latest.safetensors, in that order. Then it redraws
+// loss.png, whose failure it only logs.
 func (t *Trainer) saveCheckpoint(ctx context.Context, m *model.CycleGAN) (*messages.Checkpoint, error) {
 	step := m.Steps()
 	data, err := m.Checkpoint()
@@ -101,7 +107,28 @@ func (t *Trainer) saveCheckpoint(ctx context.Context, m *model.CycleGAN) (*messa
 	t.lastCheckpoint = step
 	t.log.Info("checkpoint stored", "object", name, "step", step, "epoch", ann.Epoch,
 		"bytes", len(data), "sha256", digest, "pruned", len(pruned))
+	t.writeLossPlot(step)
 	return ann, nil
+}
+
+// writeLossPlot redraws loss.png from metrics.jsonl. A chart that cannot be
+// drawn is logged and training goes on: the figures stay in metrics.jsonl
+// and Prometheus.
+func (t *Trainer) writeLossPlot(step int64) {
+	path := filepath.Join(t.runDir, LossPlotFile)
+	stats, err := lossplot.Write(filepath.Join(t.runDir, MetricsFile), path)
+	if err != nil {
+		t.log.Warn("loss chart not written", "step", step, "path", path, "err", err)
+		return
+	}
+	// A malformed line stays in the file, so warn only when more appear.
+	if stats.SkippedLines > t.lossPlotSkipped {
+		t.log.Warn("loss chart drawn without malformed metrics records", "path", path,
+			"skipped_lines", stats.SkippedLines)
+	}
+	t.lossPlotSkipped = stats.SkippedLines
+	t.log.Debug("loss chart written", "path", path, "train_records", stats.TrainRecords,
+		"eval_records", stats.EvalRecords)
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames
@@ -223,7 +250,7 @@ func configDifferences(checkpoint, settings model.Config) []string {
 
 // Reset deletes what a run has made so far, so that it starts over at step
 // 0: every checkpoint object of the run, the run's checkpoint announcements
-// and evaluation reports, and latest.safetensors. It renames an existing
+// and evaluation reports, latest.safetensors and loss.png. It renames an existing
 // metrics.jsonl to metrics.jsonl.<UTC time> so that the evaluator starts a
 // new history, and writes the run state as running at step 0 with no
 // checkpoint. The raw and train streams are kept: their pairs are as good
@@ -264,8 +291,10 @@ func Reset(ctx context.Context, topo *pipeline.Topology, output string, log *slo
 	}
 
 	runDir := filepath.Join(output, run)
-	if err := os.Remove(filepath.Join(runDir, LatestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("reset run %s: %w", run, err)
+	for _, name := range []string{LatestFile, LossPlotFile} {
+		if err := os.Remove(filepath.Join(runDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reset run %s: %w", run, err)
+		}
 	}
 	store, err := pipeline.NewRunStore(topo.Runs, run, nil, log)
 	if err != nil {

@@ -11,7 +11,8 @@
 // run, the trainer stores a checkpoint as <run>/step-<n>.safetensors in the
 // Object Store, prunes old ones by the retention policy, announces it on the
 // checkpoint stream with its SHA-256 digest, records it in the run state and
-// writes <output>/<run>/latest.safetensors. A new Trainer on the same run
+// writes <output>/<run>/latest.safetensors, then redraws
+// <output>/<run>/loss.png from metrics.jsonl. A new Trainer on the same run
 // resumes from the checkpoint that the run state names, unless Config.Fresh
 // is set.
 //

@@ -45,6 +45,9 @@ type Trainer struct {
 
 	announcer      *pipeline.Publisher // set by Run
 	lastCheckpoint int64               // step of the newest stored checkpoint, -1 for none
+	// lossPlotSkipped is the number of malformed metrics.jsonl lines that
+	// the last loss chart skipped.
+	lossPlotSkipped int
 }
 
 // New returns a Trainer for the run of deps.Topology.

@@ -3,6 +3,8 @@ package trainer
 import (
 	"context"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"github.com/gocyclegan/cyclegan/messages"
 	"github.com/gocyclegan/cyclegan/model"
 	"github.com/gocyclegan/cyclegan/pipeline"
+	"github.com/gocyclegan/cyclegan/pipeline/lossplot"
 )
 
 func TestTrainerRunsToSteps(t *testing.T) {
@@ -71,6 +74,19 @@ func TestTrainerRunsToSteps(t *testing.T) {
 	}
 	if d := sha256Hex(latest); d != anns[2].SHA256 {
 		t.Errorf("%s has SHA-256 %s, want the step 6 checkpoint's %s", LatestFile, d, anns[2].SHA256)
+	}
+
+	chart, err := os.Open(filepath.Join(out, run, LossPlotFile))
+	if err != nil {
+		t.Fatalf("loss chart: %v", err)
+	}
+	defer chart.Close()
+	chartImage, err := png.Decode(chart)
+	if err != nil {
+		t.Fatalf("decode %s: %v", LossPlotFile, err)
+	}
+	if got := chartImage.Bounds().Size(); got != image.Pt(lossplot.Width, lossplot.Height) {
+		t.Errorf("%s is %v, want %dx%d", LossPlotFile, got, lossplot.Width, lossplot.Height)
 	}
 
 	mc, err := cfg.ModelConfig()
