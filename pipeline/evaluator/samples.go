@@ -197,6 +197,7 @@ img { image-rendering: pixelated; max-width: 100%; }
 <h1>CycleGAN run {{.Run}}</h1>
 <p>Baselines on the test set: paired L1 |a − b| {{figure .L1Baseline}}, SWD(testA, testB) {{figure .SWDBaseline}}.
 Lower is better for every figure. Samples show real | fake | reconstructed for A→B→A (left) and B→A→B (right).</p>
+<p><a href="loss.png">Loss curves</a> (redrawn by the trainer at each checkpoint).</p>
 <table>
 <thead>
 <tr><th>step</th><th>epoch</th><th>evaluated (UTC)</th><th>L1 A→B</th><th>L1 B→A</th><th>cycle L1 A</th><th>cycle L1 B</th><th>SWD A→B</th><th>SWD B→A</th><th>samples</th></tr>
