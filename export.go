@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 	"github.com/gocyclegan/cyclegan/pipeline"
 )
 
-const exportUsage = `Usage: cyclegan export [--run RUN] [--step N] [NATS flags] OUT
+const exportUsage = `cyclegan export [--run RUN] [--step N] [NATS flags] OUT
 
 Copies a checkpoint of a run from the NATS Object Store to the file OUT: the one at step N,
 or with --step 0 the newest one stored. The file works with "cyclegan translate" and with
@@ -69,6 +70,10 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	data, err := store.GetBytes(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		steps, _ := storedSteps(ctx, store, common.Run)
+		return fmt.Errorf("checkpoint %s is not stored; steps stored for run %q: %v", name, common.Run, steps)
+	}
 	if err != nil {
 		return fmt.Errorf("get checkpoint %s: %w", name, err)
 	}
@@ -84,24 +89,32 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // newestCheckpoint returns the object name of run's checkpoint with the highest step.
 func newestCheckpoint(ctx context.Context, store jetstream.ObjectStore, run string) (string, error) {
+	steps, err := storedSteps(ctx, store, run)
+	if err != nil {
+		return "", err
+	}
+	if len(steps) == 0 {
+		return "", fmt.Errorf("run %q has no checkpoint in bucket %s: check --run, or train first", run, pipeline.CheckpointBucket)
+	}
+	return pipeline.CheckpointName(run, slices.Max(steps)), nil
+}
+
+// storedSteps returns the steps of run's checkpoints in the Object Store, in ascending order.
+func storedSteps(ctx context.Context, store jetstream.ObjectStore, run string) ([]uint64, error) {
 	infos, err := store.List(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return "", fmt.Errorf("list checkpoints: %w", err)
+		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
-	best, bestStep := "", uint64(0)
+	var steps []uint64
 	for _, info := range infos {
-		r, s, err := pipeline.ParseCheckpointName(info.Name)
+		r, step, err := pipeline.ParseCheckpointName(info.Name)
 		if err != nil || r != run || info.Deleted {
 			continue
 		}
-		if best == "" || s > bestStep {
-			best, bestStep = info.Name, s
-		}
+		steps = append(steps, step)
 	}
-	if best == "" {
-		return "", fmt.Errorf("run %q has no checkpoint in bucket %s: check --run, or train first", run, pipeline.CheckpointBucket)
-	}
-	return best, nil
+	slices.Sort(steps)
+	return steps, nil
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same folder.

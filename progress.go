@@ -25,6 +25,7 @@ type progressDisplay struct {
 	fd       int // file descriptor of the terminal, for its width
 
 	mu        sync.Mutex
+	step      int64 // newest step reported by the trainer
 	lastDraw  time.Time
 	lastLine  string
 	lastEval  string
@@ -44,13 +45,14 @@ func newProgressDisplay(out io.Writer) *progressDisplay {
 	return d
 }
 
-// step is the trainer's OnStep hook.
-func (d *progressDisplay) step(p trainer.Progress) {
+// onStep is the trainer's OnStep hook.
+func (d *progressDisplay) onStep(p trainer.Progress) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.step = p.Step
 	if !d.terminal {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if time.Since(d.lastDraw) < redrawInterval && p.Step != p.TotalSteps {
 		return
 	}
@@ -58,6 +60,13 @@ func (d *progressDisplay) step(p trainer.Progress) {
 	d.lastLine = fitWidth(statusLine(p, d.lastEval), d.width())
 	fmt.Fprintf(d.out, "\r\033[K%s", d.lastLine)
 	d.lineDrawn = true
+}
+
+// lastStep returns the newest step the trainer reported, 0 before the first.
+func (d *progressDisplay) lastStep() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.step
 }
 
 // report is the evaluator's OnReport hook.

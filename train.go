@@ -147,14 +147,24 @@ func (s *trainSettings) openDataset(ctx context.Context) (fs.FS, int, error) {
 		}
 		fsys = os.DirFS(s.loader.Dataset)
 	}
+	where := "the bundled dataset"
+	if s.loader.Dataset != "" {
+		where = "dataset " + s.loader.Dataset
+	}
 	limits := dataset.Limits{MaxPixels: int64(s.loader.MaxPixels)}
 	sizes := [2]int{}
 	for i, dir := range []string{dataset.DefaultDirA, dataset.DefaultDirB} {
 		domain, _, err := dataset.ScanDomain(ctx, fsys, dir, limits)
 		if err != nil {
-			return nil, 0, fmt.Errorf("dataset: %w", err)
+			return nil, 0, fmt.Errorf("%s: %w", where, err)
 		}
 		sizes[i] = domain.Len()
+	}
+	// The evaluator reads the test folders; checking them here fails before any training.
+	for _, dir := range []string{"testA", "testB"} {
+		if _, _, err := dataset.ScanDomain(ctx, fsys, dir, limits); err != nil {
+			return nil, 0, fmt.Errorf("%s: the evaluator needs %s/ with test images: %w", where, dir, err)
+		}
 	}
 	return fsys, max(sizes[0], sizes[1]), nil
 }
@@ -189,14 +199,15 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	s.trainer.DatasetSize = datasetSize
-	s.trainer.OnStep = display.step
+	s.trainer.OnStep = display.onStep
 	s.evaluator.OnReport = display.report
 	log.Info("starting", "command", "cyclegan train", "run", s.common.Run, "dataset_size", datasetSize)
 
 	if s.embedded {
 		server, err := pipeline.StartEmbedded(ctx, pipeline.EmbeddedOptions{
 			StoreDir: filepath.Join(s.trainer.Output, "nats"),
-			Logger:   log,
+			// The server's start-up banner would bury the stages' own records.
+			Logger: pipeline.NewLogger(logOut, max(slog.LevelWarn, s.common.LogLevel)),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded NATS server: %w", err)
@@ -216,10 +227,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	if err == nil {
-		fmt.Fprintf(stdout, "run %s stopped; samples and figures: %s\n", s.common.Run, filepath.Join(runDir, "index.html"))
+	if err != nil {
+		return err
 	}
-	return err
+	index := filepath.Join(runDir, "index.html")
+	if ctx.Err() != nil {
+		fmt.Fprintf(stdout, "run %s interrupted at step %d and checkpointed; run the same command again to resume. Samples and figures: %s\n",
+			s.common.Run, display.lastStep(), index)
+	} else {
+		fmt.Fprintf(stdout, "run %s finished at step %d. Samples and figures: %s\n", s.common.Run, display.lastStep(), index)
+	}
+	return nil
 }
 
 // trainAll connects to NATS, ensures the run's topology and runs every stage until the run
@@ -235,7 +253,7 @@ func trainAll(ctx context.Context, s *trainSettings, fsys fs.FS, log *slog.Logge
 		Logger:   log,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (pick another address with --metrics-addr, for example 127.0.0.1:0 for any free port)", err)
 	}
 	defer func() {
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -271,6 +289,17 @@ func trainAll(ctx context.Context, s *trainSettings, fsys fs.FS, log *slog.Logge
 		// Reset before any stage starts, so that the evaluator does not read the old history.
 		if err := trainer.Reset(ctx, topo, s.trainer.Output, log); err != nil {
 			return err
+		}
+		// The loader resumes after the newest pair still queued, so the queued pairs go too:
+		// a fresh run with the same seed then draws the same pairs as a new run.
+		for _, name := range []string{topo.RawStream, topo.TrainStream} {
+			stream, err := js.Stream(ctx, name)
+			if err != nil {
+				return fmt.Errorf("open stream %s: %w", name, err)
+			}
+			if err := stream.Purge(ctx); err != nil {
+				return fmt.Errorf("purge stream %s: %w", name, err)
+			}
 		}
 		s.trainer.Fresh = false
 	}

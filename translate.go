@@ -18,7 +18,7 @@ import (
 	"github.com/gocyclegan/cyclegan/pipeline/dataset"
 )
 
-const translateUsage = `Usage: cyclegan translate --checkpoint FILE [--direction AtoB|BtoA] IN... OUT
+const translateUsage = `cyclegan translate --checkpoint FILE [--direction AtoB|BtoA] IN... OUT
 
 Translates image files, or every PNG and JPEG file under a folder, at their own size and
 writes PNG files. With one input file, OUT may name a .png file; otherwise OUT is a folder,

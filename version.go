@@ -10,7 +10,8 @@ import (
 )
 
 // printVersion writes the module version, the VCS revision when the binary was built from
-// a checkout, the Go version and the GEMM build (pure-go, openblas or simd).
+// a checkout, the Go version, the GEMM build (pure-go or openblas) and the float32 kernel
+// in use (avx512 on CPUs that have it, else gonum or openblas).
 func printVersion(w io.Writer) {
 	version, revision := "(devel)", ""
 	if info, ok := debug.ReadBuildInfo(); ok {
@@ -27,5 +28,5 @@ func printVersion(w io.Writer) {
 	if revision != "" {
 		fmt.Fprintf(w, " (%s)", revision)
 	}
-	fmt.Fprintf(w, " %s %s/%s gemm=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Build)
+	fmt.Fprintf(w, " %s %s/%s gemm=%s kernel=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Build, gemm.Kernel())
 }

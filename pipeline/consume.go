@@ -317,9 +317,9 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg, handle Handle
 			log.Warn("terminate failed, the message will be redelivered", "err", termErr)
 		}
 		m.terminated.WithLabelValues(labels...).Inc()
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, ErrHandBack):
 		// Shutting down: hand the message back at once to another process.
-		log.Info("handler stopped by shutdown, returning the message", "err", err)
+		log.Debug("handler stopped by shutdown, returning the message", "err", err)
 		_ = raw.Nak()
 		m.nacked.WithLabelValues(labels...).Inc()
 	default:

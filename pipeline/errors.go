@@ -11,6 +11,11 @@ var (
 	// of asking for a redelivery.
 	ErrPoison = errors.New("poison message")
 
+	// ErrHandBack is wrapped by a Handler that stops before doing its work, for
+	// example because its stage is finishing, and gives the message back
+	// unharmed: it is redelivered at once and logged at debug level.
+	ErrHandBack = errors.New("message handed back")
+
 	// ErrInvalidSetting is returned by FlagSet.Parse for a flag or
 	// environment value that breaks its rule. The error is a *SettingError
 	// unless the flag itself is unknown or a cross-setting check failed.

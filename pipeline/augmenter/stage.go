@@ -190,6 +190,10 @@ func (s *Stage) handle(ctx context.Context, pub *pipeline.Publisher, msg *pipeli
 		return s.poison(ReasonMalformed, fmt.Errorf("encode train pair %d: %w", raw.Sequence, err))
 	}
 	if _, err := pub.Publish(ctx, TrainMessageID(s.run, raw.Sequence), payload); err != nil {
+		if ctx.Err() != nil {
+			// The stage is stopping: the raw pair goes back for whoever runs next.
+			return fmt.Errorf("publish train pair %d: %w: %w", raw.Sequence, pipeline.ErrHandBack, err)
+		}
 		return fmt.Errorf("publish train pair %d: %w", raw.Sequence, err)
 	}
 	s.metrics.pairs.Inc()

@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/gocyclegan/cyclegan/messages"
@@ -12,7 +11,7 @@ import (
 // errStopped is returned by the message handler for a pair that no step
 // will use because training stopped. The consumer then hands the message
 // back to the stream.
-var errStopped = errors.New("trainer stopped before the pair was trained on")
+var errStopped = fmt.Errorf("trainer stopped before the pair was trained on: %w", pipeline.ErrHandBack)
 
 // pendingPair is one decoded train pair whose message waits for its ack.
 type pendingPair struct {
