@@ -181,10 +181,10 @@ func TestParityTrainingStep(t *testing.T) {
 
 	grads := map[string][]float32{}
 	for i, name := range m.generatorNames {
-		grads[name] = m.gen.grads.data[i]
+		grads[name] = m.gen.grads[i].floats()
 	}
 	for i, name := range m.discriminatorNames {
-		grads[name] = m.disc.grads.data[i]
+		grads[name] = m.disc.grads[i].floats()
 	}
 	for _, spec := range m.weights.specs {
 		want, ok := fixture["grad."+spec.name]

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"gorgonia.org/gorgonia"
-
-	"github.com/gocyclegan/cyclegan/model/ops"
 )
 
 // readout is a value copied out of a graph during a run. Ops reuse their
@@ -29,17 +27,14 @@ func (r *readout) scalar() float64 {
 // compiledGraph is a graph with its tape machine, built once and run once
 // per training step or translation.
 type compiledGraph struct {
-	vm      gorgonia.VM
-	buffers *ops.BufferPlan
+	vm gorgonia.VM
 }
 
 // compile builds a tape machine over the part of b's graph that the read
 // nodes need, so gradient nodes of inputs that nothing reads (gorgonia adds
-// one for every input of a differentiated op) are not run. The ops of that
-// part share their output memory (ops.PlanBuffers).
+// one for every input of a differentiated op) are not run.
 func compile(b *graphBuilder, reads gorgonia.Nodes) *compiledGraph {
-	sub := b.g.ExactSubgraphRoots(reads...)
-	return &compiledGraph{vm: gorgonia.NewTapeMachine(sub), buffers: ops.PlanBuffers(sub)}
+	return &compiledGraph{vm: gorgonia.NewTapeMachine(b.g.ExactSubgraphRoots(reads...))}
 }
 
 // run executes the graph once. A panic inside gorgonia or an op becomes
@@ -51,7 +46,6 @@ func (c *compiledGraph) run() (err error) {
 		}
 	}()
 	c.vm.Reset()
-	c.buffers.Reset()
 	if err := c.vm.RunAll(); err != nil {
 		return fmt.Errorf("run graph: %w", err)
 	}
@@ -80,7 +74,7 @@ type generatorStep struct {
 	realA, realB []float32 // input tensors, filled before each run
 	losses       map[string]*readout
 	fakeA, fakeB *readout
-	grads        *gradientSet // of generatorNames, filled by each run
+	grads        []*readout // aligned with generatorNames
 }
 
 func buildGeneratorStep(cfg Config, weights *weightSet, generatorNames []string) (*generatorStep, error) {
@@ -92,11 +86,6 @@ func buildGeneratorStep(cfg Config, weights *weightSet, generatorNames []string)
 	realB, s.realB = b.input("real_B", shape...)
 
 	wrap := func(what string, err error) error { return fmt.Errorf("build generator step: %s: %w", what, err) }
-	var err error
-	if s.grads, err = newGradientSet(weights, generatorNames); err != nil {
-		return nil, wrap("gradients", err)
-	}
-	b.grads = s.grads
 	fakeB, err := b.network(cfg, netGA, realA)
 	if err != nil {
 		return nil, wrap("fake_B", err)
@@ -165,13 +154,16 @@ func buildGeneratorStep(cfg Config, weights *weightSet, generatorNames []string)
 	if err != nil {
 		return nil, wrap("loss_G", err)
 	}
-	grads, err := b.gradients(total)
+	grads, err := gorgonia.Grad(total, b.weightNodes(generatorNames)...)
 	if err != nil {
 		return nil, wrap("gradients", err)
 	}
+	for _, g := range grads {
+		s.grads = append(s.grads, r.read(g))
+	}
 	s.fakeA = r.read(fakeA)
 	s.fakeB = r.read(fakeB)
-	s.graph = compile(b, append(r.nodes, grads...))
+	s.graph = compile(b, r.nodes)
 	return s, nil
 }
 
@@ -185,7 +177,7 @@ type discriminatorStep struct {
 	realA, realB     []float32
 	pooledA, pooledB []float32
 	lossDA, lossDB   *readout
-	grads            *gradientSet // of discriminatorNames, filled by each run
+	grads            []*readout // aligned with discriminatorNames
 }
 
 func buildDiscriminatorStep(cfg Config, weights *weightSet, discriminatorNames []string) (*discriminatorStep, error) {
@@ -199,11 +191,6 @@ func buildDiscriminatorStep(cfg Config, weights *weightSet, discriminatorNames [
 	pooledB, s.pooledB = b.input("pooled_fake_B", shape...)
 
 	wrap := func(what string, err error) error { return fmt.Errorf("build discriminator step: %s: %w", what, err) }
-	var err error
-	if s.grads, err = newGradientSet(weights, discriminatorNames); err != nil {
-		return nil, wrap("gradients", err)
-	}
-	b.grads = s.grads
 	lossDA, err := b.discriminatorLoss(cfg, netDA, realB, pooledB)
 	if err != nil {
 		return nil, wrap(LossDA, err)
@@ -216,14 +203,17 @@ func buildDiscriminatorStep(cfg Config, weights *weightSet, discriminatorNames [
 	if err != nil {
 		return nil, wrap("loss_D", err)
 	}
-	grads, err := b.gradients(total)
+	grads, err := gorgonia.Grad(total, b.weightNodes(discriminatorNames)...)
 	if err != nil {
 		return nil, wrap("gradients", err)
 	}
 	var r reader
 	s.lossDA = r.read(lossDA)
 	s.lossDB = r.read(lossDB)
-	s.graph = compile(b, append(r.nodes, grads...))
+	for _, g := range grads {
+		s.grads = append(s.grads, r.read(g))
+	}
+	s.graph = compile(b, r.nodes)
 	return s, nil
 }
 

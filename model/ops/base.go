@@ -20,16 +20,6 @@ type float interface{ ~float32 | ~float64 }
 // not touching the inputs.
 type opBase struct {
 	desc string
-	pool *bufferPool // the graph's pool under a buffer plan, else nil
-}
-
-func (o *opBase) base() *opBase { return o }
-
-// releaseInputs gives the pooled tensors among inputs back to the pool, once per tensor.
-func (o *opBase) releaseInputs(inputs []gorgonia.Value) {
-	if o.pool != nil {
-		o.pool.release(inputs)
-	}
 }
 
 func (o *opBase) String() string        { return o.desc }
@@ -55,11 +45,8 @@ func fnType(ranks ...int) hm.Type {
 }
 
 // outputBuffer is an op's output tensor, reused across runs while dtype and shape stay the same.
-// Under a buffer plan, refs > 0 says that the output comes from the graph's pool instead and
-// how many consumer ops give it back.
 type outputBuffer struct {
-	t    *tensor.Dense
-	refs int
+	t *tensor.Dense
 }
 
 func (b *outputBuffer) get(dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {

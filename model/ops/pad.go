@@ -43,7 +43,7 @@ func newPadOp(in tensor.Shape, pad int, backward bool) *padOp {
 	if backward {
 		name = "ReflectionPad2dGrad"
 	}
-	return &padOp{opBase: opBase{desc: fmt.Sprintf("%s{in=%v pad=%d}", name, in, pad)}, in: in.Clone(), pad: pad, backward: backward}
+	return &padOp{opBase: opBase{fmt.Sprintf("%s{in=%v pad=%d}", name, in, pad)}, in: in.Clone(), pad: pad, backward: backward}
 }
 
 func (op *padOp) padded() tensor.Shape {
@@ -68,7 +68,7 @@ func (op *padOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 }
 
 func (op *padOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	return preallocKernel(op, &op.out, prealloc, inputs)
+	return preallocKernel(op, prealloc, inputs)
 }
 
 func (op *padOp) run(out *tensor.Dense, inputs []gorgonia.Value) error {
