@@ -2,14 +2,14 @@
 # trainer, evaluator) and the cyclegan command, in /usr/local/bin of one runtime image. The
 # container's command picks the program, as compose.yaml does for each service.
 #
-#   docker build -t gocyclegan/cyclegan:local .                           OpenBLAS GEMM
-#   docker build --build-arg GEMM=pure-go -t gocyclegan/cyclegan:local .  pure Go, no cgo
+#   docker build -t gocyclegan/cyclegan:local .                            pure Go, no cgo
+#   docker build --build-arg GEMM=openblas -t gocyclegan/cyclegan:local .  OpenBLAS GEMM
 #
-# GEMM=openblas (the default) links Debian's OpenBLAS through cgo; it picks its kernels for the
-# CPU at run time. GEMM=pure-go gives static binaries with no C library. They use Go assembly
-# AVX-512 kernels on CPUs that have AVX-512F, where they took about 15% less CPU time per
-# training step than OpenBLAS (docs/compose.md has the figures), and gonum's slower pure-Go
-# BLAS elsewhere. `docker run --rm IMAGE cyclegan version` prints the GEMM build.
+# GEMM=pure-go (the default) gives static binaries with no C library. They use Go assembly
+# AVX-512 kernels on CPUs that have AVX-512F, the fastest build measured (docs/benchmarks.md),
+# and gonum's slower pure-Go BLAS elsewhere. GEMM=openblas links Debian's OpenBLAS through cgo,
+# which picks its kernels for the CPU at run time: build it for CPUs without AVX-512F.
+# `docker run --rm IMAGE cyclegan version` prints the GEMM build and kernel.
 #
 # The file needs no BuildKit feature, so the classic builder (DOCKER_BUILDKIT=0) builds it too.
 # With GOPROXY=off and a Go image whose module cache already holds the modules, the build runs
@@ -19,7 +19,7 @@ ARG GO_IMAGE=golang:1.26.8-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${GO_IMAGE} AS build
-ARG GEMM=openblas
+ARG GEMM=pure-go
 ARG GOPROXY
 ENV GOTOOLCHAIN=local
 
@@ -52,7 +52,7 @@ RUN set -eu; \
 	/out/cyclegan version
 
 FROM ${RUNTIME_IMAGE}
-ARG GEMM=openblas
+ARG GEMM=pure-go
 
 # OpenBLAS builds need the shared library at run time; a pure-Go build needs nothing. The
 # dpkg check skips apt-get on a base image that already has it.

@@ -415,12 +415,12 @@ func TestComposeVariables(t *testing.T) {
 			},
 		},
 		{
-			name: "pure-Go image build",
-			env:  []string{"CYCLEGAN_GEMM=pure-go"},
+			name: "OpenBLAS image build",
+			env:  []string{"CYCLEGAN_GEMM=openblas"},
 			check: func(t *testing.T, p *types.Project) {
 				b := service(t, p, imageBuilder).Build
-				if b == nil || b.Args["GEMM"] == nil || *b.Args["GEMM"] != "pure-go" {
-					t.Errorf("%s: build %+v, want build argument GEMM=pure-go", imageBuilder, b)
+				if b == nil || b.Args["GEMM"] == nil || *b.Args["GEMM"] != "openblas" {
+					t.Errorf("%s: build %+v, want build argument GEMM=openblas", imageBuilder, b)
 				}
 			},
 		},
