@@ -74,6 +74,8 @@ type CycleGAN struct {
 	gen    *generatorStep
 	disc   *discriminatorStep
 	params [][]float32 // reused list of weight slices for adam.update
+
+	editsA, editsB []poolEdit // reused lists of one step's pool edits
 }
 
 // New builds a CycleGAN from a valid config, with weights drawn from a
@@ -173,6 +175,7 @@ func (m *CycleGAN) Step(realA, realB []float32) (StepResult, error) {
 	copy(m.disc.realA, realA)
 	copy(m.disc.realB, realB)
 
+	m.gen.grads.zero()
 	if err := m.gen.graph.run(); err != nil {
 		return result, fmt.Errorf("step %d: generator step: %w", m.step, err)
 	}
@@ -195,14 +198,16 @@ func (m *CycleGAN) Step(realA, realB []float32) (StepResult, error) {
 	if err != nil {
 		return result, fmt.Errorf("step %d: save pool random state: %w", m.step, err)
 	}
-	editsB := m.poolB.query(m.rng, m.gen.fakeB.floats(), m.disc.pooledB, nil)
-	editsA := m.poolA.query(m.rng, m.gen.fakeA.floats(), m.disc.pooledA, nil)
+	m.editsB = m.poolB.query(m.rng, m.gen.fakeB.floats(), m.disc.pooledB, m.editsB[:0])
+	m.editsA = m.poolA.query(m.rng, m.gen.fakeA.floats(), m.disc.pooledA, m.editsA[:0])
+	editsA, editsB := m.editsA, m.editsB
 	undoPools := func() {
 		m.poolA.undo(editsA)
 		m.poolB.undo(editsB)
 		_ = m.pcg.UnmarshalBinary(rngState) // the state came from MarshalBinary, so it decodes
 	}
 
+	m.disc.grads.zero()
 	if err := m.disc.graph.run(); err != nil {
 		undoPools()
 		return result, fmt.Errorf("step %d: discriminator step: %w", m.step, err)
@@ -211,18 +216,20 @@ func (m *CycleGAN) Step(realA, realB []float32) (StepResult, error) {
 	result.Losses.set(LossDB, m.disc.lossDB.scalar())
 	bad := m.firstNonFiniteLoss(result.Losses)
 	if bad == nil {
-		bad = m.firstNonFiniteGradient(m.generatorNames, m.gen.grads)
+		bad = m.firstNonFiniteGradient(m.gen.grads)
 	}
 	if bad == nil {
-		bad = m.firstNonFiniteGradient(m.discriminatorNames, m.disc.grads)
+		bad = m.firstNonFiniteGradient(m.disc.grads)
 	}
 	if bad != nil {
 		undoPools()
 		return result, m.skip(bad)
 	}
 
-	m.adamG.update(result.LearningRate, m.cfg.Beta1, m.cfg.Beta2, m.cfg.AdamEpsilon, m.paramData(m.generatorNames), readoutData(m.gen.grads))
-	m.adamD.update(result.LearningRate, m.cfg.Beta1, m.cfg.Beta2, m.cfg.AdamEpsilon, m.paramData(m.discriminatorNames), readoutData(m.disc.grads))
+	m.adamG.update(result.LearningRate, m.cfg.Beta1, m.cfg.Beta2, m.cfg.AdamEpsilon, m.paramData(m.generatorNames), m.gen.grads.data)
+	m.adamD.update(result.LearningRate, m.cfg.Beta1, m.cfg.Beta2, m.cfg.AdamEpsilon, m.paramData(m.discriminatorNames), m.disc.grads.data)
+	m.poolA.commit(editsA)
+	m.poolB.commit(editsB)
 	m.step++
 	m.nonFiniteStreak = 0
 	result.Step = m.step
@@ -256,11 +263,9 @@ func (m *CycleGAN) firstNonFiniteValue(name string, data []float32) *NonFiniteEr
 	return nil
 }
 
-func (m *CycleGAN) firstNonFiniteGradient(names []string, grads []*readout) *NonFiniteError {
-	for i, g := range grads {
-		if bad := m.firstNonFiniteValue("grad."+names[i], g.floats()); bad != nil {
-			return bad
-		}
+func (m *CycleGAN) firstNonFiniteGradient(grads *gradientSet) *NonFiniteError {
+	if at := firstNonFiniteIn(grads.data); at.found {
+		return &NonFiniteError{Step: m.step, Name: "grad." + grads.names[at.slice], Value: float64(at.value)}
 	}
 	return nil
 }
@@ -280,12 +285,4 @@ func (m *CycleGAN) paramData(names []string) [][]float32 {
 		m.params = append(m.params, m.weights.data(name))
 	}
 	return m.params
-}
-
-func readoutData(reads []*readout) [][]float32 {
-	data := make([][]float32, len(reads))
-	for i, r := range reads {
-		data[i] = r.floats()
-	}
-	return data
 }

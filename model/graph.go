@@ -10,16 +10,22 @@ import (
 )
 
 // graphBuilder adds networks, losses and inputs to one expression graph.
-// Weight nodes wrap the tensors of a weightSet, one node per weight and
-// graph, so every use of a network in the graph shares its weights.
+// Weight nodes wrap the tensors of a weightSet, so every use of a network
+// in the graph shares its weights. A weight the graph does not train has
+// one node. A trained weight has one node per use, and the convolutions add
+// their gradients into the weight's tensor in grads, so gorgonia builds no
+// sum of the uses' gradients (see ops.GradSink).
 type graphBuilder struct {
 	g       *gorgonia.ExprGraph
 	weights *weightSet
 	nodes   map[string]*gorgonia.Node
+	grads   *gradientSet   // nil for a graph that trains nothing
+	uses    gorgonia.Nodes // every node of a trained weight, in creation order
+	count   map[string]int // nodes made so far per trained weight
 }
 
 func newGraphBuilder(weights *weightSet) *graphBuilder {
-	return &graphBuilder{g: gorgonia.NewGraph(), weights: weights, nodes: map[string]*gorgonia.Node{}}
+	return &graphBuilder{g: gorgonia.NewGraph(), weights: weights, nodes: map[string]*gorgonia.Node{}, count: map[string]int{}}
 }
 
 // weight returns the node wrapping the named weight tensor.
@@ -27,20 +33,35 @@ func (b *graphBuilder) weight(name string) *gorgonia.Node {
 	if n, ok := b.nodes[name]; ok {
 		return n
 	}
-	value := b.weights.values[name]
-	n := gorgonia.NewTensor(b.g, tensor.Float32, value.Dims(),
-		gorgonia.WithShape(value.Shape()...), gorgonia.WithName(name), gorgonia.WithValue(value))
+	n := b.newWeightNode(name, name)
 	b.nodes[name] = n
 	return n
 }
 
-// weightNodes returns the nodes of the named weights, creating them if needed.
-func (b *graphBuilder) weightNodes(names []string) gorgonia.Nodes {
-	nodes := make(gorgonia.Nodes, len(names))
-	for i, name := range names {
-		nodes[i] = b.weight(name)
+// weightUse returns a new node wrapping the named trained weight and records it in b.uses.
+func (b *graphBuilder) weightUse(name string) *gorgonia.Node {
+	b.count[name]++
+	n := b.newWeightNode(name, fmt.Sprintf("%s#%d", name, b.count[name]))
+	b.uses = append(b.uses, n)
+	return n
+}
+
+func (b *graphBuilder) newWeightNode(name, nodeName string) *gorgonia.Node {
+	value := b.weights.values[name]
+	return gorgonia.NewTensor(b.g, tensor.Float32, value.Dims(),
+		gorgonia.WithShape(value.Shape()...), gorgonia.WithName(nodeName), gorgonia.WithValue(value))
+}
+
+// gradients differentiates cost with respect to every use of a trained
+// weight and returns the gradient nodes, which the machine must run; their
+// values are the tensors of b.grads.
+func (b *graphBuilder) gradients(cost *gorgonia.Node) (gorgonia.Nodes, error) {
+	for _, name := range b.grads.names {
+		if b.count[name] == 0 {
+			return nil, fmt.Errorf("trained weight %s is not used in the graph", name)
+		}
 	}
-	return nodes
+	return gorgonia.Grad(cost, b.uses...)
 }
 
 // input adds an input node of the given shape wrapping a new zero tensor,
@@ -55,17 +76,21 @@ func (b *graphBuilder) input(name string, shape ...int) (*gorgonia.Node, []float
 
 // network applies the named network (G_A, G_B, D_A or D_B) to x.
 func (b *graphBuilder) network(cfg Config, network string, x *gorgonia.Node) (*gorgonia.Node, error) {
-	var blockInput *gorgonia.Node
+	var blockInput, blockConv *gorgonia.Node
 	var err error
 	for _, l := range networkLayers(cfg, network) {
+		var conv *gorgonia.Node
 		if l.blockStart {
 			blockInput = x
 		}
-		if x, err = b.layer(network, l, x); err != nil {
+		if x, conv, err = b.layer(network, l, x); err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", network, l.key, err)
 		}
+		if l.blockStart {
+			blockConv = conv
+		}
 		if l.blockFinish {
-			if x, err = gorgonia.Add(blockInput, x); err != nil {
+			if x, err = ops.ResidualAdd(blockInput, x, blockConv); err != nil {
 				return nil, fmt.Errorf("%s.%s residual sum: %w", network, l.key, err)
 			}
 		}
@@ -73,121 +98,68 @@ func (b *graphBuilder) network(cfg Config, network string, x *gorgonia.Node) (*g
 	return x, nil
 }
 
-// layer applies one convolution with its padding, norm and activation.
-func (b *graphBuilder) layer(network string, l convLayer, x *gorgonia.Node) (*gorgonia.Node, error) {
-	w := b.weight(network + "." + l.key + ".weight")
-	bias := b.weight(network + "." + l.key + ".bias")
-	var err error
+// layer applies one convolution with its padding, norm and activation. It
+// returns the layer's output and the convolution's node.
+func (b *graphBuilder) layer(network string, l convLayer, x *gorgonia.Node) (out, conv *gorgonia.Node, err error) {
+	prefix := network + "." + l.key
+	var w, bias *gorgonia.Node
+	var opts []ops.Option
+	if sink := b.grads.sink(prefix); sink != nil {
+		w, bias = b.weightUse(prefix+".weight"), b.weightUse(prefix+".bias")
+		opts = append(opts, ops.WithGradSink(sink))
+	} else {
+		w, bias = b.weight(prefix+".weight"), b.weight(prefix+".bias")
+	}
 	switch {
 	case l.transposed:
-		x, err = ops.ConvTranspose2d(x, w, bias, l.stride, l.zeroPad, l.outputPad)
+		conv, err = ops.ConvTranspose2d(x, w, bias, l.stride, l.zeroPad, l.outputPad, opts...)
 	case l.reflectPad > 0:
 		// Every reflection-padded layer has no zero padding, so the fused
 		// op (reflection padding, then convolution) covers it.
-		x, err = ops.Conv2dReflect(x, w, bias, l.stride, l.reflectPad)
+		conv, err = ops.Conv2dReflect(x, w, bias, l.stride, l.reflectPad, opts...)
 	default:
-		x, err = ops.Conv2d(x, w, bias, l.stride, l.zeroPad)
+		conv, err = ops.Conv2d(x, w, bias, l.stride, l.zeroPad, opts...)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch l.after {
 	case afterNorm:
-		return ops.InstanceNorm(x, instanceNormEps, ops.Activation{})
+		out, err = ops.InstanceNorm(conv, instanceNormEps, ops.Activation{})
 	case afterNormReLU:
-		return ops.InstanceNorm(x, instanceNormEps, ops.ReLU())
+		out, err = ops.InstanceNorm(conv, instanceNormEps, ops.ReLU())
 	case afterNormLeakyReLU:
-		return ops.InstanceNorm(x, instanceNormEps, ops.LeakyReLU(leakySlope))
+		out, err = ops.InstanceNorm(conv, instanceNormEps, ops.LeakyReLU(leakySlope))
 	case afterLeakyReLU:
-		return gorgonia.LeakyRelu(x, leakySlope)
+		out, err = ops.Activate(conv, ops.LeakyReLU(leakySlope))
 	case afterTanh:
-		return gorgonia.Tanh(x)
+		out, err = ops.Tanh(conv)
 	default:
-		return x, nil
+		out = conv
 	}
+	return out, conv, err
 }
 
 // constant returns a float32 scalar constant.
 func constant(v float64) *gorgonia.Node { return gorgonia.NewConstant(float32(v)) }
 
-// meanAll returns the mean of every element of x. It flattens x first,
-// because gorgonia v0.9.18 reduces wrongly over several axes of a 4-D
-// tensor at once.
-func meanAll(x *gorgonia.Node) (*gorgonia.Node, error) {
-	flat, err := gorgonia.Reshape(x, tensor.Shape{x.Shape().TotalSize()})
-	if err != nil {
-		return nil, err
-	}
-	return gorgonia.Mean(flat)
-}
-
 // l1 returns mean |a − b|.
 func l1(a, b *gorgonia.Node) (*gorgonia.Node, error) {
-	diff, err := gorgonia.Sub(a, b)
-	if err != nil {
-		return nil, err
-	}
-	abs, err := gorgonia.Abs(diff)
-	if err != nil {
-		return nil, err
-	}
-	return meanAll(abs)
+	return ops.MeanAbsoluteError(a, b)
 }
 
 // ganLoss returns the GAN loss of discriminator logits against an all-real
-// (target 1) or all-fake (target 0) label.
-//
-// LSGAN is mean (x − target)². Vanilla is binary cross-entropy on logits
-// in the overflow-free form: with target 1 it is softplus(−x), with target
-// 0 softplus(x), and softplus(z) = max(z, 0) + log(1 + exp(−|z|)).
+// (target 1) or all-fake (target 0) label: mean (x − target)² for LSGAN,
+// binary cross-entropy on logits for vanilla.
 func ganLoss(mode string, logits *gorgonia.Node, real bool) (*gorgonia.Node, error) {
 	if mode == GANLeastSquares {
-		x := logits
+		target := 0.0
 		if real {
-			var err error
-			if x, err = gorgonia.Sub(logits, constant(1)); err != nil {
-				return nil, err
-			}
+			target = 1
 		}
-		squared, err := gorgonia.Square(x)
-		if err != nil {
-			return nil, err
-		}
-		return meanAll(squared)
+		return ops.MeanSquaredError(logits, target)
 	}
-
-	z := logits
-	var err error
-	if real {
-		if z, err = gorgonia.Neg(logits); err != nil {
-			return nil, err
-		}
-	}
-	positive, err := gorgonia.Rectify(z)
-	if err != nil {
-		return nil, err
-	}
-	abs, err := gorgonia.Abs(z)
-	if err != nil {
-		return nil, err
-	}
-	negAbs, err := gorgonia.Neg(abs)
-	if err != nil {
-		return nil, err
-	}
-	exp, err := gorgonia.Exp(negAbs)
-	if err != nil {
-		return nil, err
-	}
-	log1p, err := gorgonia.Log1p(exp)
-	if err != nil {
-		return nil, err
-	}
-	softplus, err := gorgonia.Add(positive, log1p)
-	if err != nil {
-		return nil, err
-	}
-	return meanAll(softplus)
+	return ops.BinaryCrossEntropyWithLogits(logits, real)
 }
 
 // scale returns v·x for a scalar x.

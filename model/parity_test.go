@@ -181,10 +181,10 @@ func TestParityTrainingStep(t *testing.T) {
 
 	grads := map[string][]float32{}
 	for i, name := range m.generatorNames {
-		grads[name] = m.gen.grads[i].floats()
+		grads[name] = m.gen.grads.data[i]
 	}
 	for i, name := range m.discriminatorNames {
-		grads[name] = m.disc.grads[i].floats()
+		grads[name] = m.disc.grads.data[i]
 	}
 	for _, spec := range m.weights.specs {
 		want, ok := fixture["grad."+spec.name]

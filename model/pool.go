@@ -11,6 +11,7 @@ type imagePool struct {
 	capacity int
 	imageLen int         // float32 values per image
 	images   [][]float32 // stored images, len(images) ≤ capacity
+	spare    [][]float32 // image buffers out of the pool, reused for new images
 }
 
 // poolEdit records one change to a pool so that a skipped step can undo it.
@@ -35,14 +36,14 @@ func (p *imagePool) query(rng *rand.Rand, batch, out []float32, edits []poolEdit
 		case p.capacity == 0:
 			copy(target, image)
 		case len(p.images) < p.capacity:
-			p.images = append(p.images, append([]float32(nil), image...))
+			p.images = append(p.images, p.copyOf(image))
 			copy(target, image)
 			edits = append(edits, poolEdit{appended: true})
 		case rng.Float64() > 0.5:
 			slot := rng.IntN(p.capacity)
 			old := p.images[slot]
 			copy(target, old)
-			p.images[slot] = append([]float32(nil), image...)
+			p.images[slot] = p.copyOf(image)
 			edits = append(edits, poolEdit{slot: slot, old: old})
 		default:
 			copy(target, image)
@@ -51,13 +52,37 @@ func (p *imagePool) query(rng *rand.Rand, batch, out []float32, edits []poolEdit
 	return edits
 }
 
+// copyOf returns a copy of image, in a spare buffer if there is one.
+func (p *imagePool) copyOf(image []float32) []float32 {
+	if n := len(p.spare); n > 0 {
+		buf := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		copy(buf, image)
+		return buf
+	}
+	return append([]float32(nil), image...)
+}
+
 // undo reverts edits returned by query, newest first.
 func (p *imagePool) undo(edits []poolEdit) {
 	for i := len(edits) - 1; i >= 0; i-- {
+		last := len(p.images) - 1
 		if edits[i].appended {
-			p.images = p.images[:len(p.images)-1]
+			p.spare = append(p.spare, p.images[last])
+			p.images = p.images[:last]
 		} else {
+			p.spare = append(p.spare, p.images[edits[i].slot])
 			p.images[edits[i].slot] = edits[i].old
+		}
+	}
+}
+
+// commit keeps edits returned by query for good: the images they replaced become spare
+// buffers, so that a full pool allocates no new image memory per step.
+func (p *imagePool) commit(edits []poolEdit) {
+	for _, e := range edits {
+		if !e.appended {
+			p.spare = append(p.spare, e.old)
 		}
 	}
 }

@@ -83,3 +83,49 @@ func TestImagePoolUndo(t *testing.T) {
 		t.Errorf("pool holds %d images, want %d", len(p.images), capacity)
 	}
 }
+
+// A full pool reuses the buffers of the images it drops, and a committed or undone query
+// leaves the pool's contents as query and undo define them.
+func TestImagePoolReusesBuffers(t *testing.T) {
+	const capacity, imageLen = 2, 3
+	p := newImagePool(capacity, imageLen)
+	rng := rand.New(rand.NewPCG(5, 6))
+	batch := make([]float32, imageLen)
+	out := make([]float32, imageLen)
+	buffers := map[*float32]bool{} // every buffer that held a pool image
+	for step := range 40 {
+		for _, image := range p.images {
+			buffers[&image[0]] = true
+		}
+		for i := range batch {
+			batch[i] = float32(step*10 + i)
+		}
+		before := slices.Clone(p.flat())
+		edits := p.query(rng, batch, out, nil)
+		if step%3 == 0 {
+			p.undo(edits)
+			if !slices.Equal(p.flat(), before) {
+				t.Fatalf("step %d: undo left %v, want %v", step, p.flat(), before)
+			}
+			continue
+		}
+		p.commit(edits)
+	}
+	// One image per query: the stored images and the one in flight are all the buffers
+	// a pool that reuses them ever needs, although it swapped images many times.
+	if len(buffers) > capacity+1 {
+		t.Errorf("pool images used %d buffers, want at most %d", len(buffers), capacity+1)
+	}
+	for i, a := range p.images {
+		for _, b := range p.images[i+1:] {
+			if &a[0] == &b[0] {
+				t.Fatal("two pool slots share one buffer")
+			}
+		}
+		for _, b := range p.spare {
+			if &a[0] == &b[0] {
+				t.Fatal("a pool slot's buffer is also spare")
+			}
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"gorgonia.org/gorgonia"
+
+	"github.com/gocyclegan/cyclegan/model/ops"
 )
 
 // readout is a value copied out of a graph during a run. Ops reuse their
@@ -27,14 +29,17 @@ func (r *readout) scalar() float64 {
 // compiledGraph is a graph with its tape machine, built once and run once
 // per training step or translation.
 type compiledGraph struct {
-	vm gorgonia.VM
+	vm      gorgonia.VM
+	buffers *ops.BufferPlan
 }
 
 // compile builds a tape machine over the part of b's graph that the read
 // nodes need, so gradient nodes of inputs that nothing reads (gorgonia adds
-// one for every input of a differentiated op) are not run.
+// one for every input of a differentiated op) are not run. The ops of that
+// part share their output memory (ops.PlanBuffers).
 func compile(b *graphBuilder, reads gorgonia.Nodes) *compiledGraph {
-	return &compiledGraph{vm: gorgonia.NewTapeMachine(b.g.ExactSubgraphRoots(reads...))}
+	sub := b.g.ExactSubgraphRoots(reads...)
+	return &compiledGraph{vm: gorgonia.NewTapeMachine(sub), buffers: ops.PlanBuffers(sub)}
 }
 
 // run executes the graph once. A panic inside gorgonia or an op becomes
@@ -46,6 +51,7 @@ func (c *compiledGraph) run() (err error) {
 		}
 	}()
 	c.vm.Reset()
+	c.buffers.Reset()
 	if err := c.vm.RunAll(); err != nil {
 		return fmt.Errorf("run graph: %w", err)
 	}
@@ -74,7 +80,7 @@ type generatorStep struct {
 	realA, realB []float32 // input tensors, filled before each run
 	losses       map[string]*readout
 	fakeA, fakeB *readout
-	grads        []*readout // aligned with generatorNames
+	grads        *gradientSet // of generatorNames, filled by each run
 }
 
 func buildGeneratorStep(cfg Config, weights *weightSet, generatorNames []string) (*generatorStep, error) {
@@ -86,6 +92,11 @@ func buildGeneratorStep(cfg Config, weights *weightSet, generatorNames []string)
 	realB, s.realB = b.input("real_B", shape...)
 
 	wrap := func(what string, err error) error { return fmt.Errorf("build generator step: %s: %w", what, err) }
+	var err error
+	if s.grads, err = newGradientSet(weights, generatorNames); err != nil {
+		return nil, wrap("gradients", err)
+	}
+	b.grads = s.grads
 	fakeB, err := b.network(cfg, netGA, realA)
 	if err != nil {
 		return nil, wrap("fake_B", err)
@@ -154,16 +165,13 @@ func buildGeneratorStep(cfg Config, weights *weightSet, generatorNames []string)
 	if err != nil {
 		return nil, wrap("loss_G", err)
 	}
-	grads, err := gorgonia.Grad(total, b.weightNodes(generatorNames)...)
+	grads, err := b.gradients(total)
 	if err != nil {
 		return nil, wrap("gradients", err)
 	}
-	for _, g := range grads {
-		s.grads = append(s.grads, r.read(g))
-	}
 	s.fakeA = r.read(fakeA)
 	s.fakeB = r.read(fakeB)
-	s.graph = compile(b, r.nodes)
+	s.graph = compile(b, append(r.nodes, grads...))
 	return s, nil
 }
 
@@ -177,7 +185,7 @@ type discriminatorStep struct {
 	realA, realB     []float32
 	pooledA, pooledB []float32
 	lossDA, lossDB   *readout
-	grads            []*readout // aligned with discriminatorNames
+	grads            *gradientSet // of discriminatorNames, filled by each run
 }
 
 func buildDiscriminatorStep(cfg Config, weights *weightSet, discriminatorNames []string) (*discriminatorStep, error) {
@@ -191,6 +199,11 @@ func buildDiscriminatorStep(cfg Config, weights *weightSet, discriminatorNames [
 	pooledB, s.pooledB = b.input("pooled_fake_B", shape...)
 
 	wrap := func(what string, err error) error { return fmt.Errorf("build discriminator step: %s: %w", what, err) }
+	var err error
+	if s.grads, err = newGradientSet(weights, discriminatorNames); err != nil {
+		return nil, wrap("gradients", err)
+	}
+	b.grads = s.grads
 	lossDA, err := b.discriminatorLoss(cfg, netDA, realB, pooledB)
 	if err != nil {
 		return nil, wrap(LossDA, err)
@@ -203,17 +216,14 @@ func buildDiscriminatorStep(cfg Config, weights *weightSet, discriminatorNames [
 	if err != nil {
 		return nil, wrap("loss_D", err)
 	}
-	grads, err := gorgonia.Grad(total, b.weightNodes(discriminatorNames)...)
+	grads, err := b.gradients(total)
 	if err != nil {
 		return nil, wrap("gradients", err)
 	}
 	var r reader
 	s.lossDA = r.read(lossDA)
 	s.lossDB = r.read(lossDB)
-	for _, g := range grads {
-		s.grads = append(s.grads, r.read(g))
-	}
-	s.graph = compile(b, r.nodes)
+	s.graph = compile(b, append(r.nodes, grads...))
 	return s, nil
 }
 

@@ -50,3 +50,20 @@ func BenchmarkSgemm(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPack measures packing the weight of a residual-block convolution (128 output
+// channels, 128·3·3 inputs), which the forward convolution does on every call.
+func BenchmarkPack(b *testing.B) {
+	const m, k = 128, 1152
+	a := make([]float32, m*k)
+	for i := range a {
+		a[i] = float32(i % 11)
+	}
+	var pa PackedA
+	b.SetBytes(int64(4 * m * k))
+	for b.Loop() {
+		if err := pa.Pack(false, m, k, a, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -59,3 +59,9 @@ func (pa *PackedA) pack(m, k int, rows func(i int, dst []float32)) {
 		rows(i, pa.data[i*k:(i+1)*k])
 	}
 }
+
+func (pa *PackedA) prepare(m, k int) { pa.prepareRowMajor(m, k) }
+
+func (pa *PackedA) packPart(part, parts int, a []float32, lda int) {
+	pa.packRowMajorPart(part, parts, a, lda)
+}

@@ -95,6 +95,84 @@ func (pa *PackedA) pack(m, k int, rows func(i int, dst []float32)) {
 	}
 }
 
+// prepare sizes pa for an m×k matrix in the layout of pack.
+func (pa *PackedA) prepare(m, k int) {
+	if !hasAVX512 {
+		pa.prepareRowMajor(m, k)
+		return
+	}
+	pa.m, pa.k = m, k
+	pa.mr = panelRows(m)
+	pa.data = grow(pa.data, (m+pa.mr-1)/pa.mr*pa.mr*k)
+}
+
+// packPart stores the panels of part `part` of `parts` of the row-major matrix a in the
+// layout of pack, reading each row of a sequentially.
+func (pa *PackedA) packPart(part, parts int, a []float32, lda int) {
+	if !hasAVX512 {
+		pa.packRowMajorPart(part, parts, a, lda)
+		return
+	}
+	m, k, mr := pa.m, pa.k, pa.mr
+	panels := (m + mr - 1) / mr
+	mPad := panels * mr
+	for q := panels * part / parts * mr; q < panels*(part+1)/parts*mr; q += mr {
+		rows := min(mr, m-q)
+		for pc := 0; pc < k; pc += kcMax {
+			kc := min(kcMax, k-pc)
+			dst := pa.data[pc*mPad+q*kc : pc*mPad+q*kc+kc*mr]
+			packRows(dst, a[q*lda+pc:], lda, rows, kc, mr)
+		}
+	}
+}
+
+// packRows writes `rows` rows of kc values of a (row stride lda) into dst as kc groups of mr
+// values, zero beyond `rows`.
+func packRows(dst, a []float32, lda, rows, kc, mr int) {
+	dst = dst[:kc*mr]
+	if rows == 12 && mr == 12 {
+		packRows12(dst, a, lda, kc)
+		return
+	}
+	for r := 0; r < mr; r++ {
+		if r >= rows {
+			for p := r; p < len(dst); p += mr {
+				dst[p] = 0
+			}
+			continue
+		}
+		p := r
+		for _, v := range a[r*lda : r*lda+kc] {
+			dst[p] = v
+			p += mr
+		}
+	}
+}
+
+// packRows12 is packRows for a full panel of 12 rows. Writing each group of 12 at once keeps
+// the stores sequential; the rows are resliced to one length so that the compiler drops the
+// bounds checks of the loads.
+func packRows12(dst, a []float32, lda, kc int) {
+	r0 := a[0*lda : 0*lda+kc]
+	r1 := a[1*lda:][:len(r0)]
+	r2 := a[2*lda:][:len(r0)]
+	r3 := a[3*lda:][:len(r0)]
+	r4 := a[4*lda:][:len(r0)]
+	r5 := a[5*lda:][:len(r0)]
+	r6 := a[6*lda:][:len(r0)]
+	r7 := a[7*lda:][:len(r0)]
+	r8 := a[8*lda:][:len(r0)]
+	r9 := a[9*lda:][:len(r0)]
+	r10 := a[10*lda:][:len(r0)]
+	r11 := a[11*lda:][:len(r0)]
+	for p := range r0 {
+		g := (*[12]float32)(dst[p*12:])
+		g[0], g[1], g[2], g[3] = r0[p], r1[p], r2[p], r3[p]
+		g[4], g[5], g[6], g[7] = r4[p], r5[p], r6[p], r7[p]
+		g[8], g[9], g[10], g[11] = r8[p], r9[p], r10[p], r11[p]
+	}
+}
+
 // aSource provides packed blocks of A to blocked.
 type aSource interface {
 	// rowsPerPanel returns the micro-kernel height.
@@ -258,33 +336,43 @@ func blocked(ws *Workspace, m, n, k int, src aSource, packB packPanelB, beta flo
 // packA writes rows i0..i0+mc and columns p0..p0+kc of op(A), times alpha, as panels of mr
 // rows: panel q holds kc groups of mr values, zero for rows beyond mc.
 func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int, alpha float32) {
+	if transA {
+		packTransposed(dst, a, lda, i0, mc, p0, kc, mr)
+	}
 	for q := 0; q < mc; q += mr {
 		rows := min(mr, mc-q)
 		panel := dst[q*kc : q*kc+kc*mr]
-		if transA {
-			for p := 0; p < kc; p++ {
-				group := panel[p*mr : (p+1)*mr]
-				copy(group[:rows], a[(p0+p)*lda+i0+q:])
-				clear(group[rows:])
-			}
-		} else {
+		if !transA {
 			// Row by row, so that A is read sequentially.
-			for r := 0; r < mr; r++ {
-				if r >= rows {
-					for p := 0; p < kc; p++ {
-						panel[p*mr+r] = 0
-					}
-					continue
-				}
-				for p, v := range a[(i0+q+r)*lda+p0 : (i0+q+r)*lda+p0+kc] {
-					panel[p*mr+r] = v
-				}
-			}
+			packRows(panel, a[(i0+q)*lda+p0:], lda, rows, kc, mr)
 		}
 		if alpha != 1 {
 			for i := range panel {
 				panel[i] *= alpha
 			}
+		}
+	}
+}
+
+// packTransposed is packA for op(A) = Aᵀ: row p0+p of a holds group p of every panel. It
+// walks a row by row, because walking a panel at a time would read one short group per row
+// of a, each on another page once rows are a few KiB apart.
+func packTransposed(dst, a []float32, lda, i0, mc, p0, kc, mr int) {
+	full := mc / mr * mr // rows in full panels
+	for p := 0; p < kc; p++ {
+		src := a[(p0+p)*lda+i0:][:mc]
+		q := 0
+		if mr == 12 {
+			for ; q < full; q += 12 {
+				v := *(*[12]float32)(src[q:])
+				*(*[12]float32)(dst[q*kc+p*12:]) = v
+			}
+		}
+		for ; q < mc; q += mr {
+			rows := min(mr, mc-q)
+			group := dst[q*kc+p*mr:][:mr]
+			copy(group[:rows], src[q:q+rows])
+			clear(group[rows:])
 		}
 	}
 }

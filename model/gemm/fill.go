@@ -20,3 +20,17 @@ func fillChunked(ws *Workspace, m, n, k int, alpha float32, a []float32, lda int
 		blasSgemm(false, false, m, nn, k, alpha, a, lda, ws.block, max(1, nn), beta, c[n0:], ldc)
 	}
 }
+
+// prepareRowMajor sizes pa to hold an m×k matrix row-major, the layout of the BLAS backends.
+func (pa *PackedA) prepareRowMajor(m, k int) {
+	pa.m, pa.k = m, k
+	pa.data = grow(pa.data, m*k)
+}
+
+// packRowMajorPart copies part `part` of `parts` of A's rows into pa's row-major storage.
+func (pa *PackedA) packRowMajorPart(part, parts int, a []float32, lda int) {
+	lo, hi := pa.m*part/parts, pa.m*(part+1)/parts
+	for i := lo; i < hi; i++ {
+		copy(pa.data[i*pa.k:(i+1)*pa.k], a[i*lda:i*lda+pa.k])
+	}
+}

@@ -108,6 +108,13 @@ func (pa *PackedA) Pack(transA bool, m, k int, a []float32, lda int) error {
 	if err := checkMatrix("A", rows, cols, len(a), lda); err != nil {
 		return err
 	}
+	if !transA {
+		pa.prepare(m, k)
+		if m > 0 && k > 0 {
+			pa.packPart(0, 1, a, lda)
+		}
+		return nil
+	}
 	pa.pack(m, k, func(i int, dst []float32) {
 		if transA {
 			for p := range dst {
@@ -117,6 +124,32 @@ func (pa *PackedA) Pack(transA bool, m, k int, a []float32, lda int) error {
 			copy(dst, a[i*lda:i*lda+k])
 		}
 	})
+	return nil
+}
+
+// Prepare sizes pa for the m×k row-major matrix that PackPart then stores part by part.
+func (pa *PackedA) Prepare(m, k int) error {
+	if err := checkSizes(m, 0, k); err != nil {
+		return err
+	}
+	pa.prepare(m, k)
+	return nil
+}
+
+// PackPart stores part `part` of `parts` of the rows of the m×k row-major matrix A (row
+// stride lda) that Prepare sized pa for. The parts write disjoint memory, so goroutines may
+// pack different parts of one matrix at once; parts 0 to parts−1 together store all of A.
+func (pa *PackedA) PackPart(part, parts int, a []float32, lda int) error {
+	if parts < 1 || part < 0 || part >= parts {
+		return fmt.Errorf("%w: part %d of %d", ErrInvalidArgument, part, parts)
+	}
+	if err := checkMatrix("A", pa.m, pa.k, len(a), lda); err != nil {
+		return err
+	}
+	if pa.m == 0 || pa.k == 0 {
+		return nil
+	}
+	pa.packPart(part, parts, a, lda)
 	return nil
 }
 

@@ -197,6 +197,67 @@ func TestPackRowsMatchesPack(t *testing.T) {
 	}
 }
 
+// TestPackPartMatchesPack packs A in 1 to 5 parts, more parts than panels included, and
+// checks each product against the one with Pack.
+func TestPackPartMatchesPack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, size := range [][3]int{{13, 40, 300}, {3, 33, 7}, {128, 64, 1152}, {25, 5, 257}} {
+		m, n, k := size[0], size[1], size[2]
+		lda := k + 2
+		a := make([]float32, m*lda)
+		b := make([]float32, k*n)
+		for i := range a {
+			a[i] = float32(rng.Float64())
+		}
+		for i := range b {
+			b[i] = float32(rng.Float64())
+		}
+		fill := func(dst []float32, ld, k0, kn, n0, nn int) {
+			for i := 0; i < kn; i++ {
+				copy(dst[i*ld:i*ld+nn], b[(k0+i)*n+n0:])
+			}
+		}
+		var ws Workspace
+		var whole PackedA
+		if err := whole.Pack(false, m, k, a, lda); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, m*n)
+		if err := ws.SgemmPacked(&whole, n, fill, 0, want, n); err != nil {
+			t.Fatal(err)
+		}
+		for parts := 1; parts <= 5; parts++ {
+			var pa PackedA
+			if err := pa.Prepare(m, k); err != nil {
+				t.Fatal(err)
+			}
+			for part := parts - 1; part >= 0; part-- {
+				if err := pa.PackPart(part, parts, a, lda); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := make([]float32, m*n)
+			if err := ws.SgemmPacked(&pa, n, fill, 0, got, n); err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%d×%d×%d in %d parts: C[%d] = %v, with Pack %v", m, n, k, parts, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	var pa PackedA
+	if err := pa.Prepare(4, 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]int{{0, 0}, {2, 2}, {-1, 2}} {
+		if err := pa.PackPart(bad[0], bad[1], make([]float32, 16), 4); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("PackPart(%d, %d) error = %v, want ErrInvalidArgument", bad[0], bad[1], err)
+		}
+	}
+}
+
 var errNotApplicable = errors.New("case does not apply")
 
 type sgemmFunc func(ws *Workspace, tc gemmCase, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) error

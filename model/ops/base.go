@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -20,6 +18,17 @@ type float interface{ ~float32 | ~float64 }
 // not touching the inputs.
 type opBase struct {
 	desc string
+	pool *bufferPool // the graph's pool under a buffer plan, else nil
+	team *teamHandle // the graph's helper goroutines under a buffer plan, else nil
+}
+
+func (o *opBase) base() *opBase { return o }
+
+// releaseInputs gives the pooled tensors among inputs back to the pool, once per tensor.
+func (o *opBase) releaseInputs(inputs []gorgonia.Value) {
+	if o.pool != nil {
+		o.pool.release(inputs)
+	}
 }
 
 func (o *opBase) String() string        { return o.desc }
@@ -45,8 +54,11 @@ func fnType(ranks ...int) hm.Type {
 }
 
 // outputBuffer is an op's output tensor, reused across runs while dtype and shape stay the same.
+// Under a buffer plan, refs > 0 says that the output comes from the graph's pool instead and
+// how many consumer ops give it back.
 type outputBuffer struct {
-	t *tensor.Dense
+	t    *tensor.Dense
+	refs int
 }
 
 func (b *outputBuffer) get(dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
@@ -127,32 +139,7 @@ func preallocTarget(op string, prealloc gorgonia.Value, dt tensor.Dtype, shape t
 	return d, nil
 }
 
-// parallelFor calls fn on disjoint chunks [lo, hi) that cover [0, n), on up to GOMAXPROCS
-// goroutines. work is an estimate of the total cost in element operations: below
-// minParallelWork the call runs on the calling goroutine, because starting goroutines costs a
-// few microseconds.
-func parallelFor(n, work int, fn func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 || work < minParallelWork {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn(0, n/workers)
-	wg.Wait()
-}
-
 // minParallelWork is the work (element operations) below which parallelFor stays on one
-// goroutine. It is an estimate from the cost of a goroutine start and join (a few µs).
+// goroutine. It is an estimate from the cost of handing work to another goroutine and
+// waiting for it (a few µs).
 const minParallelWork = 32 * 1024

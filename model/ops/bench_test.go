@@ -3,6 +3,7 @@ package ops
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func BenchmarkConv(b *testing.B) {
 		}
 		b.Run(bc.name+"/forward", func(b *testing.B) { benchOp(b, fwd, flops, fwdIn...) })
 		b.Run(bc.name+"/grad_input", func(b *testing.B) { benchOp(b, bwdData, flops, bwdIn...) })
-		b.Run(bc.name+"/grad_weight", func(b *testing.B) { benchOp(b, newConvFilterOp(g, &convScratch{}), flops, filterIn...) })
+		b.Run(bc.name+"/grad_weight", func(b *testing.B) { benchOp(b, newConvFilterOp(g, &convScratch{}, sinkUse{}), flops, filterIn...) })
 	}
 }
 
@@ -99,7 +100,8 @@ func BenchmarkInstanceNorm(b *testing.B) {
 			benchOp(b, newNormOp(tensor.Shape(shape), 1e-5, ReLU(), false), 0, x)
 		})
 		b.Run(name+"/backward", func(b *testing.B) {
-			benchOp(b, newNormOp(tensor.Shape(shape), 1e-5, ReLU(), true), 0, x, dy)
+			// Without a forward run the backward op computes the statistics itself.
+			benchOp(b, newNormOp(tensor.Shape(shape), 1e-5, ReLU(), true), 0, x, x, dy)
 		})
 	}
 }
@@ -151,33 +153,112 @@ func BenchmarkGeneratorStep(b *testing.B) {
 	h = must(Conv2d(h, weight("d2", 4*ngf, 2*ngf, 3, 3), nil, 2, 1))
 	h = must(InstanceNorm(h, 1e-5, ReLU()))
 	for i := 0; i < 6; i++ {
-		r := must(Conv2dReflect(h, weight(fmt.Sprintf("r%da", i), 4*ngf, 4*ngf, 3, 3), nil, 1, 1))
-		r = must(InstanceNorm(r, 1e-5, ReLU()))
+		first := must(Conv2dReflect(h, weight(fmt.Sprintf("r%da", i), 4*ngf, 4*ngf, 3, 3), nil, 1, 1))
+		r := must(InstanceNorm(first, 1e-5, ReLU()))
 		r = must(Conv2dReflect(r, weight(fmt.Sprintf("r%db", i), 4*ngf, 4*ngf, 3, 3), nil, 1, 1))
 		r = must(InstanceNorm(r, 1e-5, Activation{}))
-		h = must(gorgonia.Add(h, r))
+		h = must(ResidualAdd(h, r, first))
 	}
 	h = must(ConvTranspose2d(h, weight("u1", 4*ngf, 2*ngf, 3, 3), nil, 2, 1, 1))
 	h = must(InstanceNorm(h, 1e-5, ReLU()))
 	h = must(ConvTranspose2d(h, weight("u2", 2*ngf, ngf, 3, 3), nil, 2, 1, 1))
 	h = must(InstanceNorm(h, 1e-5, ReLU()))
 	h = must(Conv2dReflect(h, weight("out", 3, ngf, 7, 7), weight("outb", 3), 1, 3))
-	h = must(gorgonia.Tanh(h))
-	cost := must(gorgonia.Mean(must(gorgonia.Square(must(gorgonia.Reshape(h, tensor.Shape{3 * 64 * 64}))))))
+	h = must(Tanh(h))
+	cost := must(MeanSquaredError(h, 0))
 	grads, err := gorgonia.Grad(cost, wrt...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	vm := gorgonia.NewTapeMachine(g.ExactSubgraphRoots(append(gorgonia.Nodes{cost}, grads...)...))
+	sub := g.ExactSubgraphRoots(append(gorgonia.Nodes{cost}, grads...)...)
+	vm := gorgonia.NewTapeMachine(sub)
 	defer vm.Close()
+	plan := PlanBuffers(sub)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
 		vm.Reset()
+		plan.Reset()
 		if err := vm.RunAll(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	reportCPU(b, cpu)
 }
+
+// BenchmarkIm2col measures, on one goroutine, the data movement around the GEMMs of the
+// residual-block convolution (128 channels, 3×3, stride 1, reflection padding) and of a
+// stride-2 one, on 16, 32 and 64 px maps: the im2col blocks of the forward pass, the
+// transposed ones of the weight gradient, and the col2im sums of the input gradient, in
+// the block sizes that the GEMM asks for. It reports the calling thread's CPU time, which a
+// busy machine disturbs less than the wall time.
+func BenchmarkIm2col(b *testing.B) {
+	for _, side := range []int{16, 32, 64} {
+		for _, stride := range []int{1, 2} {
+			g, err := newConvGeom(1, 128, side, side, 128, 3, stride, 1, stride == 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			xpad := make([]float32, g.cin*g.paddedH()*g.paddedW())
+			rows, n := g.colRows(), g.colCols()
+			kc := min(256, rows)
+			block := make([]float32, 256*32)
+			name := fmt.Sprintf("%dpx_stride%d", side, stride)
+			b.Run(name+"/forward", func(b *testing.B) {
+				threadBench(b, func() {
+					for k0 := 0; k0 < rows; k0 += kc {
+						for n0 := 0; n0 < n; n0 += 32 {
+							im2colBlock(&g, xpad, block, 32, k0, min(kc, rows-k0), n0, min(32, n-n0))
+						}
+					}
+				})
+			})
+			b.Run(name+"/grad_weight", func(b *testing.B) {
+				threadBench(b, func() {
+					for k0 := 0; k0 < n; k0 += 256 {
+						for n0 := 0; n0 < rows; n0 += 32 {
+							im2colBlockTransposed(&g, xpad, block, 32, k0, min(256, n-k0), n0, min(32, rows-n0))
+						}
+					}
+				})
+			})
+			band := min(n, 512)
+			cols := make([]float32, 64*9*band)
+			grid := make([]float32, 64*g.paddedH()*g.paddedW())
+			b.Run(name+"/grad_input", func(b *testing.B) {
+				threadBench(b, func() {
+					for half := 0; half < 2; half++ {
+						for p0 := 0; p0 < n; p0 += band {
+							col2imPadded(&g, cols, band, 64, p0, min(band, n-p0), grid)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// threadBench runs fn b.N times on a locked OS thread and reports that thread's CPU time
+// per run.
+func threadBench(b *testing.B, fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPUTime()
+	for b.Loop() {
+		fn()
+	}
+	b.ReportMetric(float64(threadCPUTime()-start)/float64(b.N)/1e3, "thread-cpu-us/op")
+}
+
+// threadCPUTime returns the CPU time of the calling OS thread so far.
+func threadCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rusageThread is Linux's RUSAGE_THREAD, which package syscall does not name.
+const rusageThread = 1

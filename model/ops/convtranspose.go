@@ -10,7 +10,7 @@ import (
 // x [N, Cin, H, W], w [Cin, Cout, K, K] (PyTorch's layout), b [Cout] or nil; the output is
 // [N, Cout, Ho, Wo] with Ho = (H − 1)·stride − 2·pad + K + outputPad. outputPad must be
 // smaller than stride.
-func ConvTranspose2d(x, w, b *gorgonia.Node, stride, pad, outputPad int) (*gorgonia.Node, error) {
+func ConvTranspose2d(x, w, b *gorgonia.Node, stride, pad, outputPad int, opts ...Option) (*gorgonia.Node, error) {
 	const name = "ConvTranspose2d"
 	if x == nil || w == nil {
 		return nil, fmt.Errorf("%w: %s: input and weight must not be nil", ErrInvalidArgument, name)
@@ -30,6 +30,10 @@ func ConvTranspose2d(x, w, b *gorgonia.Node, stride, pad, outputPad int) (*gorgo
 		return nil, fmt.Errorf("%w: %s: weight %v does not fit input %v, want [%d, Cout, K, K]", ErrInvalidShape, name, ws, xs, xs[1])
 	}
 	if err := checkBias(name, b, ws[1]); err != nil {
+		return nil, err
+	}
+	sink, err := optionSink(name, opts, w, ws, b != nil, ws[1])
+	if err != nil {
 		return nil, err
 	}
 	if stride < 1 || pad < 0 || outputPad < 0 || outputPad >= stride {
@@ -55,6 +59,7 @@ func ConvTranspose2d(x, w, b *gorgonia.Node, stride, pad, outputPad int) (*gorgo
 			ErrInvalidShape, name, xs, ws, stride, pad)
 	}
 	op := newConvDataOp(name, g, b != nil, graphArena(x))
+	op.grads = newUse(sink)
 	if b == nil {
 		return gorgonia.ApplyOp(op, x, w)
 	}

@@ -3,7 +3,9 @@
 // and instance normalisation fused with an activation. Gorgonia v0.9 lacks the transposed
 // convolution and reflection padding, computes GroupNorm wrongly once H·W ≥ 1024, and composing
 // these layers from its primitives costs thousands of graph nodes. Each op here is one node
-// forward and one node per differentiable input backward.
+// forward and one node per differentiable input backward. The residual sum (ResidualAdd), tanh,
+// the activations without a norm (Activate) and the mean squared, absolute and cross-entropy
+// losses are ops here too, because gorgonia's own ops allocate a new output tensor on every run.
 //
 // All tensors are NCHW and float32 or float64. Shapes are checked when a node is built, so a
 // mismatch returns an error wrapping ErrInvalidShape (or ErrInvalidArgument, ErrInvalidDtype)
@@ -13,7 +15,11 @@
 //
 // Each op owns its output tensor and reuses it on every run of the machine, so the value an
 // op returns is overwritten by the next run of the same graph: copy it out (gorgonia.Read
-// copies) to keep it. The convolutions of one graph share one set of scratch buffers (im2col
+// copies) to keep it. Under a BufferPlan (PlanBuffers) the ops of a graph also share output
+// memory: an output that only ops of this package read goes back to a pool once they have
+// run, so a training step holds the forward values that the backward pass needs but few
+// backward ones at a time. A GradSink lets the weight-gradient ops of a weight's several uses
+// add into one tensor instead of gorgonia summing one tensor per use. The convolutions of one graph share one set of scratch buffers (im2col
 // blocks, packed weights, padded inputs), which is safe because a machine executes a graph's
 // ops one at a time. For the same reason one graph must not be run by two machines at once,
 // which gorgonia does not support anyway; separate graphs may run concurrently.
@@ -26,6 +32,9 @@
 // and the weight gradient, and input gradients of stride-1 convolutions with at most 32
 // output channels are convolutions with the flipped kernel. Each op splits its work across
 // GOMAXPROCS goroutines, each running single-threaded GEMMs on its own part of the output.
+// In a graph with a BufferPlan those goroutines are helpers that spin briefly between ops,
+// because a VM's scheduler can take tens of microseconds to start a new one (except in the
+// OpenBLAS build, where the helpers made the step slower).
 //
 // # Gradients
 //

@@ -16,13 +16,6 @@ type convGeom struct {
 	reflect      bool // pad by reflection instead of zeros
 	ho, wo       int
 
-	// rowIndex[kh*ho+oh] is the input row that kernel row kh reads for output row oh, or -1
-	// where that falls in the zero padding. colIndex is the same for columns.
-	rowIndex, colIndex []int
-	// For output columns ow in [colLo[kw], colHi[kw]), kernel column kw reads input column
-	// ow·stride − pad + kw, which lies inside the input.
-	colLo, colHi []int
-
 	// flipped is the stride-1 convolution that computes this convolution's input gradient
 	// (over the reflection-padded input when reflect is set); nil where there is none.
 	flipped *convGeom
@@ -56,19 +49,6 @@ func buildConvGeom(n, cin, h, w, cout, k, stride, pad int, reflect, withFlipped 
 	}
 	g.ho = (h+2*pad-k)/stride + 1
 	g.wo = (w+2*pad-k)/stride + 1
-	g.rowIndex = g.indexTable(h, g.ho)
-	g.colIndex = g.indexTable(w, g.wo)
-	g.colLo, g.colHi = make([]int, k), make([]int, k)
-	for kw := 0; kw < k; kw++ {
-		lo, hi := 0, g.wo
-		for lo < hi && lo*stride-pad+kw < 0 {
-			lo++
-		}
-		for hi > lo && (hi-1)*stride-pad+kw >= w {
-			hi--
-		}
-		g.colLo[kw], g.colHi[kw] = lo, hi
-	}
 	if withFlipped && stride == 1 && cout <= flippedMaxOut && (reflect || pad <= k-1) {
 		// The input gradient of a stride-1 convolution is the convolution of the output
 		// gradient, zero-padded by k−1−pad, with the kernel flipped in space and its channel
@@ -85,26 +65,6 @@ func buildConvGeom(n, cin, h, w, cout, k, stride, pad int, reflect, withFlipped 
 		g.flipped = &f
 	}
 	return g, nil
-}
-
-// indexTable maps (kernel offset, output position) to an input position along a dimension of
-// the given size, or -1 for zero padding.
-func (g convGeom) indexTable(size, outSize int) []int {
-	table := make([]int, g.k*outSize)
-	for kk := 0; kk < g.k; kk++ {
-		for o := 0; o < outSize; o++ {
-			i := o*g.stride - g.pad + kk
-			switch {
-			case i >= 0 && i < size:
-			case g.reflect:
-				i = reflectIndex(i, size)
-			default:
-				i = -1
-			}
-			table[kk*outSize+o] = i
-		}
-	}
-	return table
 }
 
 // reflectIndex maps a position outside [0, size) to its mirror image without repeating the

@@ -95,18 +95,20 @@ func checkGradients(t *testing.T, build func(g *gorgonia.ExprGraph, in []*gorgon
 	if err != nil {
 		t.Fatalf("building the op: %v", err)
 	}
-	weights := gorgonia.NewConstant(randomTensor(rng, tensor.Float64, out.Shape()...), gorgonia.WithName("r"))
-	prod, err := gorgonia.HadamardProd(out, weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flat, err := gorgonia.Reshape(prod, tensor.Shape{out.Shape().TotalSize()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cost, err := gorgonia.Sum(flat)
-	if err != nil {
-		t.Fatal(err)
+	cost := out // a scalar output is the cost itself
+	if !out.IsScalar() {
+		weights := gorgonia.NewConstant(randomTensor(rng, tensor.Float64, out.Shape()...), gorgonia.WithName("r"))
+		prod, err := gorgonia.HadamardProd(out, weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat, err := gorgonia.Reshape(prod, tensor.Shape{out.Shape().TotalSize()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cost, err = gorgonia.Sum(flat); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var wrt []*gorgonia.Node
 	for _, n := range in {

@@ -35,8 +35,10 @@ func InstanceNorm(x *gorgonia.Node, eps float64, act Activation) (*gorgonia.Node
 }
 
 // normOp is instance normalisation with a fused activation (forward: input x) or its gradient
-// (backward: inputs x and the output gradient dy). The backward pass recomputes the
-// statistics from x, which costs one pass over the plane and saves keeping them between ops.
+// (backward: inputs x, the forward output y and the output gradient dy). The forward op keeps
+// each plane's mean and 1/std of its last run, and its backward op reads them instead of
+// recomputing them. The backward op does not read y's values: y as an input only makes the
+// machine run the forward op first, in the same run and on the same x.
 type normOp struct {
 	opBase
 	shape    tensor.Shape
@@ -44,6 +46,9 @@ type normOp struct {
 	act      Activation
 	backward bool
 	out      outputBuffer
+	// stats contains (mean, rstd) per plane: the forward op's own, or for a backward op those
+	// of its forward op.
+	stats *[]float64
 }
 
 func newNormOp(shape tensor.Shape, eps float64, act Activation, backward bool) *normOp {
@@ -52,24 +57,25 @@ func newNormOp(shape tensor.Shape, eps float64, act Activation, backward bool) *
 		name = "InstanceNormGrad"
 	}
 	return &normOp{
-		opBase:   opBase{fmt.Sprintf("%s{%v eps=%g act=%v}", name, shape, eps, act)},
+		opBase:   opBase{desc: fmt.Sprintf("%s{%v eps=%g act=%v}", name, shape, eps, act)},
 		shape:    shape.Clone(),
 		eps:      eps,
 		act:      act,
 		backward: backward,
+		stats:    new([]float64),
 	}
 }
 
 func (op *normOp) Arity() int {
 	if op.backward {
-		return 2
+		return 3
 	}
 	return 1
 }
 
 func (op *normOp) Type() hm.Type {
 	if op.backward {
-		return fnType(4, 4, 4)
+		return fnType(4, 4, 4, 4)
 	}
 	return fnType(4, 4)
 }
@@ -85,7 +91,7 @@ func (op *normOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 }
 
 func (op *normOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	return preallocKernel(op, prealloc, inputs)
+	return preallocKernel(op, &op.out, prealloc, inputs)
 }
 
 func (op *normOp) run(out *tensor.Dense, inputs []gorgonia.Value) error {
@@ -102,20 +108,32 @@ func runNorm[T float](op *normOp, out *tensor.Dense, inputs []gorgonia.Value) er
 	}
 	var dy []T
 	if op.backward {
-		if dy, err = inputData[T](op, inputs, 1, op.shape); err != nil {
+		if dy, err = inputData[T](op, inputs, 2, op.shape); err != nil {
 			return err
 		}
 	}
 	y := outputData[T](out)
 	planes, size := op.shape[0]*op.shape[1], op.shape[2]*op.shape[3]
 	slope := op.act.negativeSlope()
-	parallelFor(planes, planes*size*4, func(lo, hi int) {
+	stats := *op.stats
+	known := op.backward && len(stats) == 2*planes
+	if !op.backward && len(stats) != 2*planes {
+		stats = make([]float64, 2*planes)
+		*op.stats = stats
+	}
+	op.team.parallelFor(planes, planes*size*4, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			xp, yp := x[p*size:(p+1)*size], y[p*size:(p+1)*size]
-			mean, rstd := planeStats(xp, op.eps)
+			var mean, rstd float64
+			if known {
+				mean, rstd = stats[2*p], stats[2*p+1]
+			} else {
+				mean, rstd = planeStats(xp, op.eps)
+			}
 			if op.backward {
 				normBackward(xp, dy[p*size:(p+1)*size], yp, mean, rstd, slope)
 			} else {
+				stats[2*p], stats[2*p+1] = mean, rstd
 				normForward(xp, yp, mean, rstd, slope)
 			}
 		}
@@ -254,7 +272,9 @@ func (op *normOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (g
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%w: %v: got %d inputs, want 1", ErrInvalidArgument, op, len(inputs))
 	}
-	dx, err := gorgonia.ApplyOp(newNormOp(op.shape, op.eps, op.act, true), inputs[0], grad)
+	back := newNormOp(op.shape, op.eps, op.act, true)
+	back.stats = op.stats
+	dx, err := gorgonia.ApplyOp(back, inputs[0], output, grad)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func newPadOp(in tensor.Shape, pad int, backward bool) *padOp {
 	if backward {
 		name = "ReflectionPad2dGrad"
 	}
-	return &padOp{opBase: opBase{fmt.Sprintf("%s{in=%v pad=%d}", name, in, pad)}, in: in.Clone(), pad: pad, backward: backward}
+	return &padOp{opBase: opBase{desc: fmt.Sprintf("%s{in=%v pad=%d}", name, in, pad)}, in: in.Clone(), pad: pad, backward: backward}
 }
 
 func (op *padOp) padded() tensor.Shape {
@@ -68,7 +68,7 @@ func (op *padOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 }
 
 func (op *padOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	return preallocKernel(op, prealloc, inputs)
+	return preallocKernel(op, &op.out, prealloc, inputs)
 }
 
 func (op *padOp) run(out *tensor.Dense, inputs []gorgonia.Value) error {
@@ -90,7 +90,7 @@ func runPad[T float](op *padOp, out *tensor.Dense, inputs []gorgonia.Value) erro
 	dst := outputData[T](out)
 	planes, h, w, p := op.in[0]*op.in[1], op.in[2], op.in[3], op.pad
 	ph, pw := h+2*p, w+2*p
-	parallelFor(planes, planes*ph*pw, func(lo, hi int) {
+	op.team.parallelFor(planes, planes*ph*pw, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			small := c * h * w
 			big := c * ph * pw
