@@ -17,7 +17,7 @@ import (
 
 // progressDisplay shows the training progress of the one-process run. On a terminal it
 // redraws one status line (step, losses, images/s, ETA) at most every redrawInterval and
-// prints each evaluation above it; elsewhere it prints nothing, because the stages' log
+// prints each evaluation above it. Elsewhere it prints nothing, because the stages' log
 // lines already carry the same figures.
 type progressDisplay struct {
 	out      io.Writer

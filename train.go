@@ -143,7 +143,7 @@ func (s *trainSettings) openDataset(ctx context.Context) (fs.FS, int, error) {
 			return nil, 0, fmt.Errorf("--dataset: %w", err)
 		}
 		if !info.IsDir() {
-			return nil, 0, fmt.Errorf("--dataset %s is not a folder; give the folder that holds trainA/ and trainB/", s.loader.Dataset)
+			return nil, 0, fmt.Errorf("--dataset %s is not a directory; give the directory that contains trainA/ and trainB/", s.loader.Dataset)
 		}
 		fsys = os.DirFS(s.loader.Dataset)
 	}
@@ -304,9 +304,9 @@ func trainAll(ctx context.Context, s *trainSettings, fsys fs.FS, log *slog.Logge
 		s.trainer.Fresh = false
 	}
 
-	// The loader and augmenters return at once for a run marked finished, so a run that is
-	// continued (with a larger --steps, say) is marked running before they start; the trainer
-	// marks it finished again when there is nothing left to train.
+	// The loader and augmenters return at once for a run marked finished. So a continued run
+	// (with a larger --steps, say) is marked running before they start, and the trainer marks
+	// it finished again when there is nothing left to train.
 	runs, err := pipeline.NewRunStore(topo.Runs, s.common.Run, time.Now, log)
 	if err != nil {
 		return err

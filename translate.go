@@ -184,10 +184,9 @@ func paddedSide(n int) int {
 	return (n + 3) / 4 * 4
 }
 
-// reflectExtend copies a CHW image of h×w into one of ph×pw (ph ≥ h, pw ≥ w), filling the
-// new rows and columns by mirroring about the last row and column (without repeating it),
-// as reflection padding does; the mirror folds again when the extension is wider than the
-// image.
+// reflectExtend copies a CHW image of h×w into one of ph×pw (ph ≥ h, pw ≥ w). It fills the
+// new rows and columns by mirroring about the last row and column without repeating it, as
+// reflection padding does. The mirror folds again when the extension is wider than the image.
 func reflectExtend(src []float32, h, w, ph, pw int) []float32 {
 	if ph == h && pw == w {
 		return src

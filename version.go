@@ -9,9 +9,9 @@ import (
 	"github.com/gocyclegan/cyclegan/model/gemm"
 )
 
-// printVersion writes the module version, the VCS revision when the binary was built from
-// a checkout, the Go version, the GEMM build (pure-go or openblas) and the float32 kernel
-// in use (avx512 on CPUs that have it, else gonum or openblas).
+// printVersion writes the module version, the VCS revision of a binary built from a
+// checkout, the Go version and the GEMM build (pure-go or openblas). It also names the
+// float32 kernel in use: avx512 on CPUs that have it, else gonum or openblas.
 func printVersion(w io.Writer) {
 	version, revision := "(devel)", ""
 	if info, ok := debug.ReadBuildInfo(); ok {

@@ -134,7 +134,7 @@ func (p *Publisher) Publish(ctx context.Context, msgID string, data []byte) (*je
 
 // retryLogLevel is the level of the records about a retry for reason. A full stream is
 // the normal state of a producer that runs ahead of its consumer, so those waits are
-// debug records (the retry metric counts them); the other reasons point at a fault.
+// debug records, which the retry metric still counts. The other reasons point at a fault.
 func retryLogLevel(reason string) slog.Level {
 	if reason == RetryStreamFull {
 		return slog.LevelDebug

@@ -88,9 +88,9 @@ type conv2dOp struct {
 	hasBias bool
 	out     outputBuffer
 	scratch *convScratch
-	grads   sinkUse // where the weight and bias gradients go; zero for their own buffers
+	grads   sinkUse // destination of the weight and bias gradients; the zero value means the op's own buffers
 	// residual is the sum node of the residual block that this convolution starts (see
-	// ResidualAdd), whose gradient the input-gradient op adds; nil outside such a block.
+	// ResidualAdd). The input-gradient op adds that node's gradient. It is nil outside a block.
 	residual *gorgonia.Node
 }
 

@@ -191,7 +191,7 @@ func (s *Stage) handle(ctx context.Context, pub *pipeline.Publisher, msg *pipeli
 	}
 	if _, err := pub.Publish(ctx, TrainMessageID(s.run, raw.Sequence), payload); err != nil {
 		if ctx.Err() != nil {
-			// The stage is stopping: the raw pair goes back for whoever runs next.
+			// The stage is stopping, so the raw pair goes back to the stream for the next augmenter.
 			return fmt.Errorf("publish train pair %d: %w: %w", raw.Sequence, pipeline.ErrHandBack, err)
 		}
 		return fmt.Errorf("publish train pair %d: %w", raw.Sequence, err)
