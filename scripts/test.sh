@@ -2,7 +2,7 @@
 # Runs every test of the project: installs the Debian packages the tests use when they are
 # missing (OpenBLAS for the fast model build, Prometheus for promtool and the real-server
 # monitoring test), then runs the Go tests in the default pure-Go build and the model tests
-# again in the OpenBLAS build.
+# again in the gonum-only build (what CPUs without AVX-512 run) and in the OpenBLAS build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +23,5 @@ fi
 
 go vet ./...
 go test -timeout 20m ./...
+go test -timeout 20m -tags purego ./model/...
 go test -timeout 20m -tags openblas ./model/...

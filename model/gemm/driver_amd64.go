@@ -8,10 +8,6 @@ import "golang.org/x/sys/cpu"
 var hasAVX512 = cpu.X86.HasAVX512F
 
 // Kernel names the float32 GEMM kernel in use: avx512 (Go assembly) or gonum.
-//
-// NOTE: with the gonum kernel (-tags purego, or a CPU without AVX-512F) the model's PyTorch
-// parity test fails on generator gradients by about 2%, while every op's own gradient check
-// passes. The cause is not found yet.
 func Kernel() string {
 	if hasAVX512 {
 		return "avx512"
