@@ -27,7 +27,7 @@ type progressDisplay struct {
 	mu        sync.Mutex
 	step      int64 // newest step reported by the trainer
 	lastDraw  time.Time
-	lastLine  string
+	progress  trainer.Progress // newest step's progress, for redrawing the line
 	lastEval  string
 	lineDrawn bool
 }
@@ -50,6 +50,7 @@ func (d *progressDisplay) onStep(p trainer.Progress) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.step = p.Step
+	d.progress = p
 	if !d.terminal {
 		return
 	}
@@ -57,8 +58,7 @@ func (d *progressDisplay) onStep(p trainer.Progress) {
 		return
 	}
 	d.lastDraw = time.Now()
-	d.lastLine = fitWidth(statusLine(p, d.lastEval), d.width())
-	fmt.Fprintf(d.out, "\r\033[K%s", d.lastLine)
+	fmt.Fprintf(d.out, "\r\033[K%s", fitWidth(statusLine(p, d.lastEval), d.width()))
 	d.lineDrawn = true
 }
 
@@ -79,7 +79,8 @@ func (d *progressDisplay) report(r messages.EvalReport) {
 	d.lastEval = fmt.Sprintf("swd %.3f/%.3f", r.Metrics[messages.MetricSWDAB], r.Metrics[messages.MetricSWDBA])
 	fmt.Fprintf(d.out, "\r\033[K%s\n", evalLine(r))
 	if d.lineDrawn {
-		fmt.Fprint(d.out, d.lastLine)
+		// Redrawn with the new figures, which the old line lacked.
+		fmt.Fprint(d.out, fitWidth(statusLine(d.progress, d.lastEval), d.width()))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocyclegan/cyclegan/messages"
 	"github.com/gocyclegan/cyclegan/model"
 	"github.com/gocyclegan/cyclegan/pipeline/trainer"
 )
@@ -30,6 +31,25 @@ func TestStatusLineNamesEveryLoss(t *testing.T) {
 	for _, want := range append(model.LossNames[:], "step 5/10", "ETA 1m0s", "swd 0.1/0.2", "[==========          ]") {
 		if !strings.Contains(line, want) {
 			t.Errorf("status line %q lacks %q", line, want)
+		}
+	}
+}
+
+func TestReportRedrawsStatusLineWithNewFigures(t *testing.T) {
+	var out strings.Builder
+	// fd -1 makes the width unknown, so no line is cut.
+	d := &progressDisplay{out: &out, terminal: true, fd: -1}
+	d.onStep(trainer.Progress{Step: 500, TotalSteps: 1000})
+	d.report(messages.EvalReport{Step: 500, Metrics: map[string]float64{
+		messages.MetricSWDAB: 0.125, messages.MetricSWDBA: 0.25,
+	}})
+	_, redrawn, found := strings.Cut(out.String(), "\n")
+	if !found {
+		t.Fatalf("no evaluation line in %q", out.String())
+	}
+	for _, want := range []string{"step 500/1000", "swd 0.125/0.250"} {
+		if !strings.Contains(redrawn, want) {
+			t.Errorf("status line after the report %q lacks %q", redrawn, want)
 		}
 	}
 }

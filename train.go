@@ -71,7 +71,7 @@ func parseTrainSettings(args []string, stdout io.Writer) (*trainSettings, error)
 	fset.Int(&s.augmenters, "augmenters", "goroutines", "augmenter stages to run", pipeline.AtLeast(1))
 	// The trainer declares the model, schedule, seed, batch, output and fresh settings; the
 	// other stages take theirs from it after parsing.
-	s.trainer.Register(fset)
+	s.trainer.RegisterInProcess(fset)
 	fset.String(&s.loader.Dataset, "dataset", "folder with trainA/, trainB/, testA/ and testB/; empty uses the bundled emoji dataset", nil)
 	fset.Int(&s.loadSizeFlag, "load-size", "pixels", "side the loader resizes images to before the random crop; 0 uses the preset's", pipeline.AtLeast(0))
 	fset.Int(&s.loader.MaxPixels, "max-pixels", "pixels", "largest declared width×height of an input image; larger files are skipped", pipeline.AtLeast(1))

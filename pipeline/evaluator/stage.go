@@ -20,6 +20,7 @@ import (
 	"github.com/gocyclegan/cyclegan/model"
 	"github.com/gocyclegan/cyclegan/pipeline"
 	"github.com/gocyclegan/cyclegan/pipeline/dataset"
+	"github.com/gocyclegan/cyclegan/pipeline/lossplot"
 )
 
 // StageName is the stage label of the evaluator's pipeline metrics.
@@ -376,6 +377,13 @@ func (e *Evaluator) publishResults(ctx context.Context, ann *messages.Checkpoint
 		// The next evaluation rewrites the page, so this one is not retried.
 		e.metrics.fail(FailureOutput)
 		e.log.Warn("write index page failed", "step", ann.Step, "err", err)
+	}
+	// The trainer draws the chart at each checkpoint, before this evaluation exists, so
+	// redrawing it here adds the new figures without waiting for the next checkpoint.
+	chart := filepath.Join(e.runDir, lossplot.FileName)
+	if _, err := lossplot.Write(filepath.Join(e.runDir, MetricsFile), chart); err != nil {
+		e.metrics.fail(FailureOutput)
+		e.log.Warn("write loss chart failed", "step", ann.Step, "path", chart, "err", err)
 	}
 
 	return report, nil

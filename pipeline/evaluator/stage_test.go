@@ -21,6 +21,7 @@ import (
 
 	"github.com/gocyclegan/cyclegan/messages"
 	"github.com/gocyclegan/cyclegan/pipeline"
+	"github.com/gocyclegan/cyclegan/pipeline/lossplot"
 )
 
 const testRun = "evaltest"
@@ -360,6 +361,15 @@ func TestEvaluatorEvaluatesAnnouncedCheckpoint(t *testing.T) {
 		if !strings.Contains(string(index), want) {
 			t.Errorf("index.html lacks %s", want)
 		}
+	}
+	chart, err := os.Open(filepath.Join(env.runDir(), lossplot.FileName))
+	if err != nil {
+		t.Fatalf("loss chart: %v", err)
+	}
+	_, err = png.Decode(chart)
+	chart.Close()
+	if err != nil {
+		t.Errorf("decode loss chart: %v", err)
 	}
 
 	// Gauges and counters.

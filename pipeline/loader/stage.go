@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -243,6 +244,7 @@ func (s *Stage) publishPairs(ctx context.Context, sampler *Sampler, im *imageSou
 	ds := im.ds
 	var buf []byte
 	published := 0
+	var lastEpochLog time.Time
 	for s.cfg.MaxPairs == 0 || published < s.cfg.MaxPairs {
 		if ctx.Err() != nil {
 			return published, nil
@@ -250,7 +252,13 @@ func (s *Stage) publishPairs(ctx context.Context, sampler *Sampler, im *imageSou
 		index := sampler.Position()
 		ia, ib, epoch := sampler.Next()
 		if index%int64(sampler.PairsPerEpoch()) == 0 {
-			s.log.Info("loader epoch started", "epoch", epoch, "pair", index)
+			// On a tiny dataset epochs start many times a second, so at most one a minute
+			// is logged at info and the others at debug.
+			level := slog.LevelDebug
+			if now := time.Now(); now.Sub(lastEpochLog) >= time.Minute {
+				level, lastEpochLog = slog.LevelInfo, now
+			}
+			s.log.Log(ctx, level, "loader epoch started", "epoch", epoch, "pair", index)
 		}
 
 		pixA, pathA, err := im.load(ds.A, domainA, ia)

@@ -29,6 +29,10 @@ type Stats struct {
 	SkippedLines int
 }
 
+// FileName is the chart's name in a run's output folder, <output>/<run>/. The trainer redraws
+// it after each checkpoint and the evaluator after each evaluation.
+const FileName = "loss.png"
+
 // record is the part of a metrics.jsonl line that the chart uses. Train records carry losses,
 // eval records carry metrics.
 type record struct {

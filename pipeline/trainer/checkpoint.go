@@ -31,8 +31,8 @@ var ErrCheckpointMismatch = errors.New("checkpoint does not match its digest")
 const LatestFile = "latest.safetensors"
 
 // LossPlotFile is the name of the chart of the losses and SWD in <output>/<run>/, drawn from
-// metrics.jsonl after each checkpoint.
-const LossPlotFile = "loss.png"
+// metrics.jsonl after each checkpoint and each evaluation.
+const LossPlotFile = lossplot.FileName
 
 // MetricsFile is the name of the JSON-lines file of training and evaluation
 // records in <output>/<run>/.

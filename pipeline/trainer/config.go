@@ -97,6 +97,16 @@ func DefaultConfig() Config {
 // evaluator's, so a one-process run that registers both configs on one
 // FlagSet must register it once.
 func (c *Config) Register(f *pipeline.FlagSet) {
+	c.register(f, true)
+}
+
+// RegisterInProcess is Register without --dataset-size, for a run that counts the
+// training images itself.
+func (c *Config) RegisterInProcess(f *pipeline.FlagSet) {
+	c.register(f, false)
+}
+
+func (c *Config) register(f *pipeline.FlagSet, datasetSize bool) {
 	f.String(&c.Preset, "preset", "model preset: cpu (64 px crops, ngf=ndf=32, 6 blocks) or reference (256 px crops, ngf=ndf=64, 9 blocks)", pipeline.OneOf(model.PresetNames()...))
 	f.Int(&c.CropSize, "crop-size", "pixels", "side of the square training images; 0 uses the preset's", pipeline.AtLeast(0))
 	f.Int(&c.NGF, "ngf", "channels", "generator channels after the first layer; 0 uses the preset's", pipeline.AtLeast(0))
@@ -112,7 +122,9 @@ func (c *Config) Register(f *pipeline.FlagSet) {
 	f.Float(&c.LearningRate, "lr", "", "initial Adam learning rate", nil)
 	f.Int(&c.Epochs, "epochs", "epochs", "epochs at the initial learning rate", pipeline.AtLeast(0))
 	f.Int(&c.EpochsDecay, "epochs-decay", "epochs", "epochs of linear learning-rate decay after --epochs", pipeline.AtLeast(0))
-	f.Int(&c.DatasetSize, "dataset-size", "pairs", "pairs in one epoch: max(|trainA|, |trainB|) of the training set", pipeline.AtLeast(1))
+	if datasetSize {
+		f.Int(&c.DatasetSize, "dataset-size", "pairs", "pairs in one epoch: max(|trainA|, |trainB|) of the training set", pipeline.AtLeast(1))
+	}
 	f.Int(&c.Steps, "steps", "steps", "stop when the run reaches this step; 0 runs epochs + epochs-decay epochs", pipeline.AtLeast(0))
 	f.Int(&c.CheckpointEvery, "checkpoint-every", "steps", "steps between checkpoints", pipeline.AtLeast(1))
 	f.Int(&c.LogEvery, "log-every", "steps", "steps between progress log lines and metrics.jsonl records", pipeline.AtLeast(1))
