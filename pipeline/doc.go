@@ -29,25 +29,25 @@
 //
 // # How a stage uses the package
 //
-// A stage binary declares its settings and parses them:
+// A stage binary describes itself to StageMain, which parses the settings
+// (flags over CYCLEGAN_* variables over defaults), handles --help and
+// "probe [URL]", serves /metrics, /healthz and /readyz, connects, ensures the
+// topology and then builds and runs the stage until the run ends or a signal
+// stops it:
 //
-//	cfg := pipeline.DefaultCommonConfig()
-//	flags := pipeline.NewFlagSet("augmenter", nil)
-//	cfg.Register(flags)
-//	// ... the stage's own settings ...
-//	if err := flags.Parse(os.Args[1:]); err != nil { ... }
-//	log := pipeline.NewLogger(os.Stderr, cfg.LogLevel)
-//	log.Info("starting", "config", flags.LogValue()) // secrets redacted
+//	func main() {
+//		os.Exit(pipeline.StageMain(context.Background(), pipeline.Program{
+//			Name: "augmenter", Summary: "...", MetricsAddr: "127.0.0.1:9102",
+//			Declare: func(f *pipeline.FlagSet, _ string) (pipeline.BuildFunc, error) {
+//				cfg := augmenter.DefaultConfig()
+//				cfg.Register(f)
+//				return func(d pipeline.StageDeps) (pipeline.Stage, error) { return augmenter.New(cfg, ...) }, nil
+//			},
+//		}, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+//	}
 //
-// Its Run then connects, ensures the topology, serves /metrics, /healthz and
-// /readyz, and consumes and publishes until its context ends:
+// The stage's Run consumes and publishes until its context ends:
 //
-//	ctx, stop := pipeline.SignalContext(context.Background())
-//	defer stop()
-//	nc, err := pipeline.Connect(ctx, cfg.Conn("augmenter", log))
-//	js, err := jetstream.New(nc)
-//	topo, err := pipeline.EnsureTopology(ctx, js, cfg.Topology(), log)
-//	metrics, err := pipeline.NewMetrics(registry)
 //	out, err := pipeline.NewPublisher(ctx, js, pipeline.PublisherOptions{
 //		Stream: topo.TrainStream, Subject: topo.TrainSubject, Run: cfg.Run, Stage: "augmenter", Metrics: metrics, Logger: log})
 //	in, err := pipeline.NewConsumer(ctx, js, pipeline.ConsumerOptions{
@@ -61,7 +61,6 @@
 //		_, err = out.Publish(ctx, m.ID, augment(pair))
 //		return err
 //	})
-//	pipeline.CloseConn(nc, cfg.DrainTimeout)
 //
 // The one-process run (cyclegan train) starts an EmbeddedServer and runs
 // each stage's Run in a Group. Every stage passes the same Prometheus

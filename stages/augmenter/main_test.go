@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -14,9 +15,13 @@ import (
 	"github.com/gocyclegan/cyclegan/pipeline"
 )
 
+// noEnv is an empty environment, so that the test runs the same under any
+// CYCLEGAN_* variables.
+func noEnv(string) (string, bool) { return "", false }
+
 func TestHelpListsEnvironmentVariables(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--help"}, &stdout, &stderr); code != 0 {
+	if code := run(t.Context(), []string{"--help"}, &stdout, &stderr, noEnv); code != 0 {
 		t.Fatalf("exit status %d, want 0; stderr: %s", code, stderr.String())
 	}
 	for _, name := range []string{
@@ -41,13 +46,18 @@ func TestPresetSetsCropSizeDefault(t *testing.T) {
 		{[]string{"--preset", "reference"}, 256},
 		{[]string{"--preset", "reference", "--crop-size", "200"}, 200},
 	}
+	// The context has already ended, so the augmenter logs its settings and stops
+	// while it waits for NATS, where nothing listens on port 1.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
 	for _, tt := range tests {
-		s, err := parseSettings(tt.args)
-		if err != nil {
-			t.Fatalf("parseSettings(%q): %v", tt.args, err)
+		var stdout, stderr syncBuffer
+		args := append([]string{"--nats-url", "nats://127.0.0.1:1", "--metrics-addr", "127.0.0.1:0"}, tt.args...)
+		if code := run(ctx, args, &stdout, &stderr, noEnv); code != 0 {
+			t.Fatalf("run(%q): exit status %d, want 0; stderr:\n%s", tt.args, code, stderr.String())
 		}
-		if s.augmenter.CropSize != tt.want {
-			t.Errorf("parseSettings(%q): crop size %d, want %d", tt.args, s.augmenter.CropSize, tt.want)
+		if want := fmt.Sprintf("config.crop-size=%d ", tt.want); !strings.Contains(stderr.String(), want) {
+			t.Errorf("run(%q): start log lacks %q:\n%s", tt.args, want, stderr.String())
 		}
 	}
 }
@@ -55,7 +65,7 @@ func TestPresetSetsCropSizeDefault(t *testing.T) {
 func TestInvalidFlagsExitStatus(t *testing.T) {
 	for _, args := range [][]string{{"--crop-size", "0"}, {"--concurrency", "0"}, {"--preset", "huge"}, {"stray"}} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 2 {
+		if code := run(t.Context(), args, &stdout, &stderr, noEnv); code != 2 {
 			t.Errorf("run(%q): exit status %d, want 2", args, code)
 		}
 		if !strings.HasPrefix(stderr.String(), "augmenter: ") {
@@ -112,7 +122,7 @@ func TestRunAugmentsUntilRunFinished(t *testing.T) {
 	var stdout, stderr syncBuffer
 	args := []string{"--nats-url", srv.ClientURL(), "--run", "bintest", "--metrics-addr", "127.0.0.1:0", "--crop-size", "8"}
 	exit := make(chan int, 1)
-	go func() { exit <- run(args, &stdout, &stderr) }()
+	go func() { exit <- run(ctx, args, &stdout, &stderr, noEnv) }()
 
 	pix := make([]uint8, 16*16*3)
 	raw, err := messages.EncodePair(&messages.Pair{

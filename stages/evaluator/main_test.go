@@ -19,9 +19,13 @@ import (
 	"github.com/gocyclegan/cyclegan/pipeline"
 )
 
+// noEnv is an empty environment, so that the test runs the same under any
+// CYCLEGAN_* variables.
+func noEnv(string) (string, bool) { return "", false }
+
 func TestHelpListsFlagsWithVariables(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--help"}, &stdout, &stderr); code != 0 {
+	if code := run(t.Context(), []string{"--help"}, &stdout, &stderr, noEnv); code != 0 {
 		t.Fatalf("--help exit status %d, stderr %s", code, stderr.String())
 	}
 	for _, want := range []string{"--dataset", "CYCLEGAN_DATASET", "--output", "CYCLEGAN_OUTPUT",
@@ -34,7 +38,7 @@ func TestHelpListsFlagsWithVariables(t *testing.T) {
 
 func TestInvalidSettingExitStatus(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--eval-samples", "0"}, &stdout, &stderr); code != 2 {
+	if code := run(t.Context(), []string{"--eval-samples", "0"}, &stdout, &stderr, noEnv); code != 2 {
 		t.Errorf("exit status %d, want 2", code)
 	}
 	if !strings.Contains(stderr.String(), "--eval-samples") {
@@ -60,7 +64,7 @@ func TestProbe(t *testing.T) {
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer
-		if code := run(c.args, &stdout, &stderr); code != c.want {
+		if code := run(t.Context(), c.args, &stdout, &stderr, noEnv); code != c.want {
 			t.Errorf("run(%q) = %d, want %d (stderr %s)", c.args, code, c.want, stderr.String())
 		}
 	}
@@ -124,7 +128,7 @@ func TestRunStopsWhenRunFinished(t *testing.T) {
 	var stderr lockedBuffer // NATS connection callbacks may still log after run returns
 	args := []string{"--nats-url", srv.ClientURL(), "--run", "bin", "--metrics-addr", "127.0.0.1:0",
 		"--dataset", data, "--output", out}
-	if code := run(args, &stdout, &stderr); code != 0 {
+	if code := run(t.Context(), args, &stdout, &stderr, noEnv); code != 0 {
 		t.Fatalf("exit status %d, stderr:\n%s", code, stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(out, "bin", "index.html")); err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +14,13 @@ import (
 	"github.com/gocyclegan/cyclegan/pipeline"
 )
 
+// noEnv is an empty environment, so that the test runs the same under any
+// CYCLEGAN_* variables.
+func noEnv(string) (string, bool) { return "", false }
+
 func TestHelpListsEnvironmentVariables(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--help"}, &stdout, &stderr); code != 0 {
+	if code := run(t.Context(), []string{"--help"}, &stdout, &stderr, noEnv); code != 0 {
 		t.Fatalf("exit status %d, want 0; stderr: %s", code, stderr.String())
 	}
 	for _, name := range []string{
@@ -42,20 +48,44 @@ func TestPresetSetsLoadSizeDefault(t *testing.T) {
 		{[]string{"--load-size", "100", "--preset=reference"}, 100},
 	}
 	for _, tt := range tests {
-		s, err := parseSettings(tt.args)
-		if err != nil {
-			t.Fatalf("parseSettings(%q): %v", tt.args, err)
-		}
-		if s.loader.LoadSize != tt.want {
-			t.Errorf("parseSettings(%q): load size %d, want %d", tt.args, s.loader.LoadSize, tt.want)
+		log := startLog(t, tt.args)
+		if want := fmt.Sprintf("config.load-size=%d ", tt.want); !strings.Contains(log, want) {
+			t.Errorf("loader %q: start log lacks %q:\n%s", tt.args, want, log)
 		}
 	}
+}
+
+// startLog runs the loader with args under a context that has already ended, so that
+// it logs its settings and stops while it waits for NATS, where nothing listens on
+// port 1. It returns the log.
+func startLog(t *testing.T, args []string) string {
+	t.Helper()
+	// A file, unlike a bytes.Buffer, is safe for the writes of NATS callbacks that
+	// may still log after run returned.
+	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout bytes.Buffer
+	args = append([]string{"--nats-url", "nats://127.0.0.1:1", "--metrics-addr", "127.0.0.1:0"}, args...)
+	code := run(ctx, args, &stdout, stderr, noEnv)
+	log, err := os.ReadFile(stderr.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Fatalf("loader %q: exit status %d, want 0; stderr:\n%s", args, code, log)
+	}
+	return string(log)
 }
 
 func TestInvalidFlagsExitStatus(t *testing.T) {
 	for _, args := range [][]string{{"--load-size", "0"}, {"--preset", "huge"}, {"--no-such-flag"}, {"stray"}} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 2 {
+		if code := run(t.Context(), args, &stdout, &stderr, noEnv); code != 2 {
 			t.Errorf("run(%q): exit status %d, want 2", args, code)
 		}
 		if !strings.HasPrefix(stderr.String(), "loader: ") {
@@ -64,24 +94,13 @@ func TestInvalidFlagsExitStatus(t *testing.T) {
 	}
 }
 
-func TestReadyURL(t *testing.T) {
-	tests := []struct{ addr, want string }{
-		{"127.0.0.1:9101", "http://127.0.0.1:9101/readyz"},
-		{":9101", "http://127.0.0.1:9101/readyz"},
-		{"0.0.0.0:9101", "http://127.0.0.1:9101/readyz"},
-		{"[::1]:9101", "http://[::1]:9101/readyz"},
-	}
-	for _, tt := range tests {
-		if got := readyURL(tt.addr); got != tt.want {
-			t.Errorf("readyURL(%q) = %q, want %q", tt.addr, got, tt.want)
-		}
-	}
-}
-
 func TestProbeFailsWithoutServer(t *testing.T) {
-	var stderr bytes.Buffer
-	if code := probe([]string{"http://127.0.0.1:1/readyz"}, &stderr); code != 1 {
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"probe", "http://127.0.0.1:1/readyz"}, &stdout, &stderr, noEnv); code != 1 {
 		t.Errorf("probe of a closed port: exit status %d, want 1", code)
+	}
+	if !strings.HasPrefix(stderr.String(), "loader: ") {
+		t.Errorf("stderr %q, want a message starting with \"loader: \"", stderr.String())
 	}
 }
 
@@ -98,7 +117,7 @@ func TestRunPublishesPairs(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	args := []string{"--nats-url", srv.ClientURL(), "--run", "bintest", "--metrics-addr", "127.0.0.1:0", "--max-pairs", "3", "--load-size", "32"}
-	if code := run(args, &stdout, &stderr); code != 0 {
+	if code := run(t.Context(), args, &stdout, &stderr, noEnv); code != 0 {
 		t.Fatalf("exit status %d, want 0; stderr:\n%s", code, stderr.String())
 	}
 

@@ -6,35 +6,20 @@
 // Usage:
 //
 //	trainer [flags]
-//	trainer probe [url]
+//	trainer probe [URL]
 //
-// The probe form requests url (default http://127.0.0.1:9103/readyz) and
-// exits 0 on a 2xx response, for container health checks.
+// The probe form requests URL (default: /readyz on --metrics-addr, which is
+// 127.0.0.1:9103 unless CYCLEGAN_METRICS_ADDR sets it) and exits 0 on a 2xx
+// response, for container health checks.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gocyclegan/cyclegan/pipeline"
 	"github.com/gocyclegan/cyclegan/pipeline/trainer"
-)
-
-const (
-	// defaultMetricsAddr serves /metrics, /healthz and /readyz on the
-	// trainer's port. A container sets CYCLEGAN_METRICS_ADDR=:9103 so that
-	// Prometheus can reach it.
-	defaultMetricsAddr = "127.0.0.1:9103"
-	defaultProbeURL    = "http://127.0.0.1:9103/readyz"
 )
 
 func main() {
@@ -45,122 +30,24 @@ func main() {
 // after SIGINT/SIGTERM, 1 when training or a probe failed, 2 for invalid
 // settings.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
-	if len(args) > 0 && args[0] == "probe" {
-		return probe(ctx, args[1:], stderr)
-	}
+	return pipeline.StageMain(ctx, pipeline.Program{
+		Name:    "trainer",
+		Summary: "trainer trains the CycleGAN on the run's train pairs and stores checkpoints.",
+		// A container sets CYCLEGAN_METRICS_ADDR=:9103 so that Prometheus
+		// can reach it.
+		MetricsAddr: "127.0.0.1:9103",
+		Declare:     declare,
+	}, args, stdout, stderr, lookupEnv)
+}
 
-	common := pipeline.DefaultCommonConfig()
-	common.MetricsAddr = defaultMetricsAddr
+// declare declares the trainer's settings. The trainer's config declares
+// --preset itself, because its model settings default to 0 for "the
+// preset's".
+func declare(f *pipeline.FlagSet, _ string) (pipeline.BuildFunc, error) {
 	cfg := trainer.DefaultConfig()
-	flags := pipeline.NewFlagSet("trainer", lookupEnv)
-	common.Register(flags)
-	cfg.Register(flags)
-	err := flags.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "trainer trains the CycleGAN on the run's train pairs and stores checkpoints.")
-		fmt.Fprintln(stdout, "Usage: trainer [flags]   or   trainer probe [url]")
-		flags.PrintUsage(stdout)
-		return 0
-	}
-	if err == nil && len(flags.Args()) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", flags.Args())
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "trainer: %v\nRun trainer --help for the settings.\n", err)
-		return 2
-	}
-	cfg.DrainTimeout = common.DrainTimeout
-
-	log := pipeline.NewLogger(stderr, common.LogLevel)
-	log.Info("starting", "stage", trainer.Stage, "config", flags.LogValue())
-	ctx, stop := pipeline.SignalContext(ctx)
-	defer stop()
-	if err := serve(ctx, common, cfg, log); err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			log.Info("stopped before training started")
-			return 0
-		}
-		log.Error("trainer failed", "err", err)
-		return 1
-	}
-	log.Info("stopped")
-	return 0
-}
-
-// serve starts the HTTP server, connects to NATS, ensures the run's
-// topology and trains until the run ends or ctx ends.
-func serve(ctx context.Context, common pipeline.CommonConfig, cfg trainer.Config, log *slog.Logger) error {
-	reg := prometheus.NewRegistry()
-	var ready pipeline.Readiness
-	ready.Require("topology")
-	httpServer, err := pipeline.StartHTTP(pipeline.HTTPOptions{
-		Addr:     common.MetricsAddr,
-		Registry: reg,
-		Ready:    ready.Check,
-		Logger:   log,
-	})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := httpServer.Shutdown(shutdownCtx); err != nil {
-			log.Warn("HTTP server shutdown failed", "err", err)
-		}
-	}()
-
-	nc, err := pipeline.Connect(ctx, common.Conn("cyclegan-trainer", log))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := pipeline.CloseConn(nc, common.DrainTimeout); err != nil {
-			log.Warn("closing the NATS connection failed", "err", err)
-		}
-	}()
-	ready.AddConn(nc)
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("JetStream context: %w", err)
-	}
-	topo, err := pipeline.EnsureTopology(ctx, js, common.Topology(), log)
-	if err != nil {
-		return err
-	}
-	metrics, err := pipeline.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	tr, err := trainer.New(cfg, trainer.Deps{
-		Topology:   topo,
-		JetStream:  js,
-		Registerer: reg,
-		Metrics:    metrics,
-		Logger:     log,
-	})
-	if err != nil {
-		return err
-	}
-	ready.Done("topology")
-	return tr.Run(ctx)
-}
-
-// probe requests the readiness URL, args[0] or the default.
-func probe(ctx context.Context, args []string, stderr io.Writer) int {
-	url := defaultProbeURL
-	switch len(args) {
-	case 0:
-	case 1:
-		url = args[0]
-	default:
-		fmt.Fprintln(stderr, "trainer: usage: trainer probe [url]")
-		return 2
-	}
-	if err := pipeline.Probe(ctx, url); err != nil {
-		fmt.Fprintf(stderr, "trainer: %v\n", err)
-		return 1
-	}
-	return 0
+	cfg.Register(f)
+	return func(d pipeline.StageDeps) (pipeline.Stage, error) {
+		cfg.DrainTimeout = d.DrainTimeout
+		return trainer.New(cfg, trainer.Deps{Topology: d.Topology, JetStream: d.JetStream, Registerer: d.Registerer, Metrics: d.Metrics, Logger: d.Logger})
+	}, nil
 }
