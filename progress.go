@@ -37,7 +37,9 @@ const redrawInterval = 250 * time.Millisecond
 func newProgressDisplay(out io.Writer) *progressDisplay {
 	d := &progressDisplay{out: out}
 	if f, ok := out.(*os.File); ok {
-		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+		// The termios request succeeds only on a terminal, not on /dev/null, which is also a
+		// character device.
+		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
 			d.terminal = true
 			d.fd = int(f.Fd())
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +52,16 @@ func TestReportRedrawsStatusLineWithNewFigures(t *testing.T) {
 		if !strings.Contains(redrawn, want) {
 			t.Errorf("status line after the report %q lacks %q", redrawn, want)
 		}
+	}
+}
+
+func TestDevNullIsNotATerminal(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if d := newProgressDisplay(f); d.terminal {
+		t.Errorf("%s counts as a terminal, so logs would go to train.log instead of stderr", os.DevNull)
 	}
 }

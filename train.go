@@ -50,6 +50,8 @@ type trainSettings struct {
 	trainer      trainer.Config
 	evaluator    evaluator.Config
 	loadSizeFlag int
+	// startStep is the step the run had reached before this command, 0 for a new run.
+	startStep int64
 }
 
 func parseTrainSettings(args []string, stdout io.Writer) (*trainSettings, error) {
@@ -231,11 +233,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	index := filepath.Join(runDir, "index.html")
+	// A run that trained no step this time reports the step it had already reached.
+	step := max(display.lastStep(), s.startStep)
 	if ctx.Err() != nil {
 		fmt.Fprintf(stdout, "run %s interrupted at step %d and checkpointed; run the same command again to resume. Samples and figures: %s\n",
-			s.common.Run, display.lastStep(), index)
+			s.common.Run, step, index)
 	} else {
-		fmt.Fprintf(stdout, "run %s finished at step %d. Samples and figures: %s\n", s.common.Run, display.lastStep(), index)
+		fmt.Fprintf(stdout, "run %s finished at step %d. Samples and figures: %s\n", s.common.Run, step, index)
 	}
 	return nil
 }
@@ -312,9 +316,16 @@ func trainAll(ctx context.Context, s *trainSettings, fsys fs.FS, log *slog.Logge
 		return err
 	}
 	if _, err := runs.Modify(ctx, func(state *pipeline.RunState, found bool) error {
+		if found {
+			s.startStep = int64(state.Step)
+		}
 		if found && state.Status != pipeline.StatusRunning {
 			log.Info("continuing run", "previous_status", state.Status, "step", state.Step)
 			state.Status, state.Error = pipeline.StatusRunning, ""
+		}
+		if steps := uint64(s.trainer.Steps); found && steps > 0 && state.Step >= steps {
+			log.Warn("the run is already at or past --steps, so there is nothing to train; give a larger --steps to go on, or --fresh to start over",
+				"step", state.Step, "steps", steps)
 		}
 		return nil
 	}); err != nil {

@@ -59,6 +59,19 @@ func TestTrainCommandRunsAndResumes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(runDir, "samples", "step-6.png")); err != nil {
 		t.Errorf("second run's sample grid: %v", err)
 	}
+
+	// Rerun with the same --steps: nothing to train, and the summary names the run's step.
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), tinyTrainArgs(output, "--steps", "6", "--checkpoint-every", "2"), &stdout, &stderr); code != 0 {
+		t.Fatalf("third run exit %d, stderr tail:\n%s", code, tail(stderr.String(), 40))
+	}
+	if !strings.Contains(stdout.String(), "finished at step 6.") {
+		t.Errorf("third run's summary %q, want it to say step 6", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "already at or past --steps") {
+		t.Errorf("third run did not warn that --steps is reached; stderr tail:\n%s", tail(stderr.String(), 20))
+	}
 }
 
 func TestTrainCommandRejectsBadSettings(t *testing.T) {
