@@ -241,6 +241,11 @@ func writePNG(path string, img image.Image) error {
 		return fmt.Errorf("create output file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file private, but a translation is an ordinary output file.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	if err := png.Encode(tmp, img); err != nil {
 		tmp.Close()
 		return fmt.Errorf("encode %s: %w", path, err)

@@ -135,6 +135,14 @@ func TestTranslateCommandKeepsSizes(t *testing.T) {
 		if cfg.Width != size[0] || cfg.Height != size[1] {
 			t.Errorf("%s is %dx%d, want %dx%d", name, cfg.Width, cfg.Height, size[0], size[1])
 		}
+		// Readable by others, so a container with another user id can use it.
+		info, err := os.Stat(filepath.Join(out, filepath.FromSlash(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o044 != 0o044 {
+			t.Errorf("%s mode %v, want readable by group and others", name, info.Mode())
+		}
 	}
 	if _, err := os.Stat(filepath.Join(out, "in", "notes.png")); err == nil {
 		t.Errorf("a text file was translated")

@@ -146,6 +146,10 @@ func writeFileAtomic(path string, data []byte) error {
 	if err == nil {
 		err = tmp.Sync()
 	}
+	if err == nil {
+		// CreateTemp makes the file private, but a checkpoint is for anyone who can read the run.
+		err = tmp.Chmod(0o644)
+	}
 	if closeErr := tmp.Close(); err == nil {
 		err = closeErr
 	}

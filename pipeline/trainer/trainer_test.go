@@ -68,6 +68,11 @@ func TestTrainerRunsToSteps(t *testing.T) {
 		t.Errorf("run state step %d checkpoint %q, want 6 and %s", state.Step, state.Checkpoint, anns[2].Object)
 	}
 
+	if info, err := os.Stat(filepath.Join(out, run, LatestFile)); err != nil {
+		t.Fatal(err)
+	} else if info.Mode().Perm()&0o044 != 0o044 {
+		t.Errorf("%s mode %v, want readable by group and others", LatestFile, info.Mode())
+	}
 	latest, err := os.ReadFile(filepath.Join(out, run, LatestFile))
 	if err != nil {
 		t.Fatalf("latest checkpoint file: %v", err)
