@@ -86,6 +86,20 @@ func (d *progressDisplay) report(r messages.EvalReport) {
 	}
 }
 
+// Write prints p, one or more log lines, above the status line and redraws the status line,
+// so that warnings reach the terminal while the other logs go to train.log.
+func (d *progressDisplay) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := fmt.Fprintf(d.out, "\r\033[K%s", p); err != nil {
+		return 0, err
+	}
+	if d.lineDrawn {
+		fmt.Fprint(d.out, fitWidth(statusLine(d.progress, d.lastEval), d.width()))
+	}
+	return len(p), nil
+}
+
 // width returns the terminal's width in columns, or 0 when it cannot be read.
 func (d *progressDisplay) width() int {
 	ws, err := unix.IoctlGetWinsize(d.fd, unix.TIOCGWINSZ)

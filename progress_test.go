@@ -65,3 +65,19 @@ func TestDevNullIsNotATerminal(t *testing.T) {
 		t.Errorf("%s counts as a terminal, so logs would go to train.log instead of stderr", os.DevNull)
 	}
 }
+
+func TestWritePrintsAboveStatusLine(t *testing.T) {
+	var out strings.Builder
+	d := &progressDisplay{out: &out, terminal: true, fd: -1}
+	d.onStep(trainer.Progress{Step: 7, TotalSteps: 10})
+	if _, err := d.Write([]byte("level=WARN msg=careful\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, after, found := strings.Cut(out.String(), "level=WARN msg=careful\n")
+	if !found {
+		t.Fatalf("log line missing from %q", out.String())
+	}
+	if !strings.Contains(after, "step 7/10") {
+		t.Errorf("status line not redrawn after the log line: %q", after)
+	}
+}

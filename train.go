@@ -195,6 +195,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "run %s: logs in %s, samples in %s\n", s.common.Run, logFile.Name(), filepath.Join(runDir, "index.html"))
 	}
 	log := pipeline.NewLogger(logOut, s.common.LogLevel)
+	if display.terminal {
+		// Warnings and errors also appear on the terminal, above the status line.
+		onTerminal := slog.NewTextHandler(display, &slog.HandlerOptions{Level: max(slog.LevelWarn, s.common.LogLevel)})
+		log = slog.New(slog.NewMultiHandler(log.Handler(), onTerminal))
+	}
 
 	fsys, datasetSize, err := s.openDataset(ctx)
 	if err != nil {
