@@ -329,7 +329,7 @@ func trainAll(ctx context.Context, s *trainSettings, fsys fs.FS, log *slog.Logge
 			state.Status, state.Error = pipeline.StatusRunning, ""
 		}
 		if steps := uint64(s.trainer.Steps); found && steps > 0 && state.Step >= steps {
-			log.Warn("the run is already at or past --steps, so there is nothing to train; give a larger --steps to go on, or --fresh to start over",
+			log.Warn("nothing to train: the run is already at or past --steps. Give a larger --steps to continue, or --fresh to start over",
 				"step", state.Step, "steps", steps)
 		}
 		return nil

@@ -78,8 +78,8 @@ func TestTrainCommandRepeatsWithSameSeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for real on the bundled dataset")
 	}
-	// Three runs: the order of the pairs used to depend on a race that changed the
-	// training in about one run of four, and the race may not show in every run.
+	// The pair order once depended on a race that changed about one run in four, so
+	// three runs give a return of that race several chances to show.
 	var first []string
 	for i := range 3 {
 		output := t.TempDir()

@@ -29,11 +29,11 @@
 //
 // # How a stage uses the package
 //
-// A stage binary describes itself to StageMain, which parses the settings
-// (flags over CYCLEGAN_* variables over defaults), handles --help and
-// "probe [URL]", serves /metrics, /healthz and /readyz, connects, ensures the
-// topology and then builds and runs the stage until the run ends or a signal
-// stops it:
+// A stage binary describes itself to StageMain. StageMain parses the settings
+// (flags over CYCLEGAN_* variables over defaults) and handles --help and
+// "probe [URL]". It then serves /metrics, /healthz and /readyz, connects,
+// ensures the topology, and builds and runs the stage until the run ends or a
+// signal stops it:
 //
 //	func main() {
 //		os.Exit(pipeline.StageMain(context.Background(), pipeline.Program{
